@@ -1,0 +1,31 @@
+"""Options and error handling every CLI command shares."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import typer
+from rich.console import Console
+
+from ..config import database_url
+from ..domain.errors import LedgerError
+from ..ledger import Ledger
+
+console = Console()
+err_console = Console(stderr=True)
+
+DatabaseUrl = typer.Option(None, "--database-url", envvar="AGENTBOOKS_DATABASE_URL",
+                           help="sqlite:///file.db (default sqlite:///agentbooks.db) or postgresql+psycopg://…")
+
+
+@contextmanager
+def open_ledger(url: str | None) -> Iterator[Ledger]:
+    """Open the ledger; a LedgerError becomes a one-line message and exit status 2."""
+    try:
+        with Ledger.open(database_url(url)) as ledger:
+            yield ledger
+    except LedgerError as exc:
+        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        sys.exit(2)

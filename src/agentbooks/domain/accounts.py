@@ -1,0 +1,109 @@
+"""The chart of accounts: names, types, and which balances may not go negative.
+
+Account names are identical in the database, the API and the beancount
+export. Signs follow beancount: a posting is positive when it debits the
+account, so liability (``Agent:``) and income balances are negative sums.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from .addresses import normalize_address
+from .errors import InvalidAccount
+
+TREASURY = "Platform:Treasury"
+FEES = "Income:Fees"
+OPENING = "Equity:Opening"
+CREDIT_PREFIX = "Platform:Credit"
+
+
+class AccountType(str, enum.Enum):
+    ASSET = "asset"
+    LIABILITY = "liability"
+    INCOME = "income"
+    EQUITY = "equity"
+
+
+class AgentBucket(str, enum.Enum):
+    """The per-agent accounts; the value is the account name's last segment."""
+
+    AVAILABLE = "Available"
+    PENDING = "Pending"
+    ESCROWED = "Escrowed"
+    CREDIT = "Credit"  # Platform:Credit:<addr>, the agent's drawn credit
+
+
+def available(agent: str) -> str:
+    return f"Agent:{agent}:Available"
+
+
+def pending(agent: str) -> str:
+    return f"Agent:{agent}:Pending"
+
+
+def escrowed(agent: str) -> str:
+    return f"Agent:{agent}:Escrowed"
+
+
+def credit(agent: str) -> str:
+    return f"{CREDIT_PREFIX}:{agent}"
+
+
+def agent_accounts(agent: str) -> dict[AgentBucket, str]:
+    return {
+        AgentBucket.AVAILABLE: available(agent),
+        AgentBucket.PENDING: pending(agent),
+        AgentBucket.ESCROWED: escrowed(agent),
+        AgentBucket.CREDIT: credit(agent),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    name: str
+    type: AccountType
+    agent: str | None = None
+    bucket: AgentBucket | None = None
+
+    @property
+    def display_sign(self) -> int:
+        """Multiply a beancount-signed sum by this to get what a person expects."""
+        return -1 if self.type in (AccountType.LIABILITY, AccountType.INCOME, AccountType.EQUITY) else 1
+
+
+_AGENT_RE = re.compile(r"Agent:(0x[0-9a-f]{40}):(Available|Pending|Escrowed)")
+_CREDIT_RE = re.compile(r"Platform:Credit:(0x[0-9a-f]{40})")
+_FIXED = {
+    TREASURY: AccountType.ASSET,
+    FEES: AccountType.INCOME,
+    OPENING: AccountType.EQUITY,
+}
+
+
+def parse_account(name: str) -> AccountInfo:
+    """Classify an account name, or raise InvalidAccount for a name not in the chart."""
+    if not isinstance(name, str):
+        raise InvalidAccount("account name must be a string")
+    if name in _FIXED:
+        return AccountInfo(name, _FIXED[name])
+    if m := _AGENT_RE.fullmatch(name):
+        return AccountInfo(name, AccountType.LIABILITY, m.group(1), AgentBucket(m.group(2)))
+    if m := _CREDIT_RE.fullmatch(name):
+        return AccountInfo(name, AccountType.ASSET, m.group(1), AgentBucket.CREDIT)
+    raise InvalidAccount(f"{name[:100]!r} is not an account of the chart", account=name[:100])
+
+
+_PREFIX_RE = re.compile(r"(Agent|Platform|Income|Equity)(:[A-Za-z0-9]+)*")
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Validate a rollup prefix such as ``Agent:<addr>`` (addresses lower-cased); "" means all."""
+    if prefix == "":
+        return ""
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+        raise InvalidAccount(f"{str(prefix)[:100]!r} is not an account prefix", account=str(prefix)[:100])
+    parts = prefix.split(":")
+    return ":".join(normalize_address(p) if p.lower().startswith("0x") else p for p in parts)

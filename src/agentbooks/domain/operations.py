@@ -1,0 +1,815 @@
+"""Operations → postings: the model's table (model.md, section 3) as code.
+
+Each operation is an immutable request with validated fields. ``plan`` is a
+pure function of the current state of the agents and references it touches
+(``PlanContext``) and either returns one balanced ``TransactionDraft`` or
+raises a typed error. The storage layer loads the context under the right
+locks and records the draft; it never decides money movements itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Mapping
+
+from . import accounts as acct
+from .errors import (
+    AlreadyReversed,
+    CreditLimitBelowUsed,
+    DuplicateDeposit,
+    DuplicateRefund,
+    DuplicateWithdrawal,
+    IdempotencyConflict,
+    LedgerError,
+    ReferenceInUse,
+    CreditLimitExceeded,
+    EscrowExceeded,
+    HoldExceeded,
+    HoldExpired,
+    InsufficientBalance,
+    InvalidArgument,
+    InvalidTimestamp,
+    NoOutstandingCredit,
+    NotReversible,
+    RefundExceedsPaid,
+    UnknownEscrow,
+    UnknownHold,
+)
+from .model import (
+    AgentFlow,
+    AgentState,
+    HoldEffect,
+    HoldKind,
+    HoldState,
+    Kind,
+    Posting,
+    Transaction,
+    TransactionDraft,
+)
+
+HoldKey = tuple[HoldKind, str, str]  # (kind, agent, reference)
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueKey:
+    """A natural key an operation may use once (scope, key), and the error a reuse raises."""
+
+    scope: str
+    key: str
+    error: type[LedgerError] = IdempotencyConflict
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    now: datetime
+    agents: Mapping[str, AgentState]
+    holds: Mapping[HoldKey, HoldState | None] = field(default_factory=dict)
+    original: Transaction | None = None  # the transaction a reversal negates
+
+    def agent(self, address: str) -> AgentState:
+        return self.agents.get(address) or AgentState(address)
+
+
+class Operation:
+    """Base of every ledger operation."""
+
+    kind: ClassVar[Kind]
+
+    def involved_agents(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ()
+
+    def unique_key(self) -> UniqueKey | None:
+        return None
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict[str, Any]:
+        """A stable description of the request, compared on idempotent retries."""
+        out: dict[str, Any] = {"op": self.kind.value}
+        for name in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+# --- shared posting shapes -------------------------------------------------
+
+
+def inflow(state: AgentState, amount_micros: int) -> list[Posting]:
+    """Money arriving in an agent's Available: outstanding credit is repaid first."""
+    repay = min(amount_micros, state.credit_used_micros)
+    postings = []
+    if repay:
+        postings.append(Posting(acct.credit(state.agent), -repay))
+    if amount_micros - repay:
+        postings.append(Posting(acct.available(state.agent), -(amount_micros - repay)))
+    return postings
+
+
+def outflow(state: AgentState, amount_micros: int) -> tuple[list[Posting], int]:
+    """Money leaving Available, drawing the shortfall from the credit line.
+
+    Returns the postings and the part drawn from credit.
+    """
+    own = min(amount_micros, state.available_micros)
+    gap = amount_micros - own
+    if gap > state.credit_headroom_micros:
+        error = CreditLimitExceeded if state.credit_limit_micros else InsufficientBalance
+        raise error(
+            f"{state.agent} can spend {state.spendable_micros} micro-USDC, not {amount_micros}",
+            agent=state.agent,
+            requested_micros=amount_micros,
+            spendable_micros=state.spendable_micros,
+        )
+    postings = []
+    if own:
+        postings.append(Posting(acct.available(state.agent), own))
+    if gap:
+        postings.append(Posting(acct.credit(state.agent), gap))
+    return postings, gap
+
+
+def require_available(state: AgentState, amount_micros: int) -> None:
+    if state.available_micros < amount_micros:
+        raise InsufficientBalance(
+            f"{state.agent} has {state.available_micros} micro-USDC available, not {amount_micros}",
+            agent=state.agent,
+            requested_micros=amount_micros,
+            available_micros=state.available_micros,
+        )
+
+
+def require_new_reference(ctx: PlanContext, key: HoldKey) -> None:
+    """A hold or escrow reference names one lock of funds, once per agent."""
+    if ctx.holds.get(key) is not None:
+        kind, agent, reference = key
+        raise ReferenceInUse(f"{kind.value} reference {reference!r} is already used by {agent}",
+                             agent=agent, reference=reference)
+
+
+def open_hold(ctx: PlanContext, key: HoldKey, amount_micros: int) -> HoldState:
+    """The live state of a hold or escrow reference, or a typed not-found error."""
+    hold = ctx.holds.get(key)
+    kind, agent, reference = key
+    if hold is None:
+        error = UnknownHold if kind is HoldKind.HOLD else UnknownEscrow
+        raise error(f"no {kind.value} {reference!r} for {agent}", agent=agent, reference=reference)
+    if amount_micros > hold.remaining_micros:
+        error = HoldExceeded if kind is HoldKind.HOLD else EscrowExceeded
+        raise error(
+            f"{kind.value} {reference!r} has {hold.remaining_micros} micro-USDC left, not {amount_micros}",
+            agent=agent,
+            reference=reference,
+            remaining_micros=hold.remaining_micros,
+            requested_micros=amount_micros,
+        )
+    return hold
+
+
+def consume_hold(hold: HoldState, amount_micros: int, now: datetime) -> HoldEffect:
+    """Confirm/settle part of a hold: the agent's own funds are consumed before credit."""
+    if hold.expires_at is not None and hold.expires_at <= now:
+        raise HoldExpired(
+            f"hold {hold.reference!r} expired at {hold.expires_at.isoformat()}",
+            agent=hold.agent,
+            reference=hold.reference,
+        )
+    own_left = hold.remaining_micros - hold.credit_micros
+    credit_consumed = max(0, amount_micros - own_left)
+    return HoldEffect(
+        HoldKind.HOLD,
+        hold.agent,
+        hold.reference,
+        remaining_micros=-amount_micros,
+        credit_micros=-credit_consumed,
+        confirmed_micros=amount_micros,
+    )
+
+
+# --- the operations ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deposit(Operation):
+    kind: ClassVar[Kind] = Kind.DEPOSIT
+    agent: str
+    amount_micros: int
+    tx_hash: str
+    chain_id: int = 0
+    log_index: int = 0
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("deposit", f"{self.chain_id}:{self.tx_hash}:{self.log_index}", DuplicateDeposit)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.agent,
+            amount_micros=a,
+            postings=(Posting(acct.TREASURY, a), *inflow(ctx.agent(self.agent), a)),
+            flows=(AgentFlow(self.agent, total_in_micros=a),),
+            tx_hash=self.tx_hash,
+            metadata={"chain_id": self.chain_id, "log_index": self.log_index},
+        )
+
+
+@dataclass(frozen=True)
+class Withdraw(Operation):
+    kind: ClassVar[Kind] = Kind.WITHDRAW
+    agent: str
+    amount_micros: int
+    tx_hash: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("withdraw", self.tx_hash, DuplicateWithdrawal)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        require_available(ctx.agent(self.agent), a)  # never from credit
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.agent,
+            amount_micros=a,
+            postings=(Posting(acct.available(self.agent), a), Posting(acct.TREASURY, -a)),
+            flows=(AgentFlow(self.agent, total_out_micros=a),),
+            tx_hash=self.tx_hash,
+        )
+
+
+@dataclass(frozen=True)
+class Spend(Operation):
+    kind: ClassVar[Kind] = Kind.SPEND
+    agent: str
+    amount_micros: int
+    session_key_id: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        postings, gap = outflow(ctx.agent(self.agent), a)
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.agent,
+            amount_micros=a,
+            postings=(*postings, Posting(acct.TREASURY, -a)),
+            flows=(AgentFlow(self.agent, total_out_micros=a),),
+            reference=self.session_key_id,
+            metadata={"credit_drawn": gap} if gap else {},
+        )
+
+
+@dataclass(frozen=True)
+class Hold(Operation):
+    kind: ClassVar[Kind] = Kind.HOLD
+    agent: str
+    amount_micros: int
+    reference: str
+    expires_at: datetime | None = None
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.HOLD, self.agent, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        require_new_reference(ctx, self.hold_keys()[0])
+        if self.expires_at is not None and self.expires_at <= ctx.now:
+            raise InvalidTimestamp("expires_at must be in the future", field="expires_at")
+        postings, gap = outflow(ctx.agent(self.agent), a)
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.agent,
+            amount_micros=a,
+            postings=(*postings, Posting(acct.pending(self.agent), -a, reference=self.reference)),
+            flows=(AgentFlow(self.agent),),
+            hold_effects=(
+                HoldEffect(
+                    HoldKind.HOLD,
+                    self.agent,
+                    self.reference,
+                    amount_micros=a,
+                    remaining_micros=a,
+                    credit_micros=gap,
+                    expires_at=self.expires_at,
+                    creates=True,
+                ),
+            ),
+            reference=self.reference,
+            metadata={"credit_drawn": gap} if gap else {},
+        )
+
+
+@dataclass(frozen=True)
+class ConfirmHold(Operation):
+    """The held transfer went out on chain: the money leaves the platform."""
+
+    kind: ClassVar[Kind] = Kind.CONFIRM_HOLD
+    agent: str
+    amount_micros: int
+    reference: str
+    tx_hash: str | None = None
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.HOLD, self.agent, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        hold = open_hold(ctx, self.hold_keys()[0], a)
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.agent,
+            amount_micros=a,
+            postings=(
+                Posting(acct.pending(self.agent), a, reference=self.reference),
+                Posting(acct.TREASURY, -a),
+            ),
+            flows=(AgentFlow(self.agent, total_out_micros=a),),
+            hold_effects=(consume_hold(hold, a, ctx.now),),
+            reference=self.reference,
+            tx_hash=self.tx_hash,
+        )
+
+
+@dataclass(frozen=True)
+class ReleaseHold(Operation):
+    """The held transfer failed: the money returns, credit first."""
+
+    kind: ClassVar[Kind] = Kind.RELEASE_HOLD
+    agent: str
+    amount_micros: int
+    reference: str
+    reason: str | None = None
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.HOLD, self.agent, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        hold = open_hold(ctx, self.hold_keys()[0], a)
+        state = ctx.agent(self.agent)
+        credit_in_ref = min(a, hold.credit_micros)
+        # A deposit may already have repaid the credit this hold drew.
+        repay = min(credit_in_ref, state.credit_used_micros)
+        postings = [Posting(acct.pending(self.agent), a, reference=self.reference)]
+        if repay:
+            postings.append(Posting(acct.credit(self.agent), -repay))
+        if a - repay:
+            postings.append(Posting(acct.available(self.agent), -(a - repay)))
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.agent,
+            amount_micros=a,
+            postings=tuple(postings),
+            flows=(AgentFlow(self.agent),),
+            hold_effects=(
+                HoldEffect(
+                    HoldKind.HOLD,
+                    self.agent,
+                    self.reference,
+                    remaining_micros=-a,
+                    credit_micros=-credit_in_ref,
+                    released_micros=a,
+                ),
+            ),
+            reference=self.reference,
+            memo=self.reason,
+        )
+
+
+@dataclass(frozen=True)
+class SettleHold(Operation):
+    """Pay a seller from the buyer's hold, the platform keeping an optional fee."""
+
+    kind: ClassVar[Kind] = Kind.SETTLE_HOLD
+    buyer: str
+    seller: str
+    amount_micros: int
+    reference: str
+    fee_micros: int = 0
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return tuple(sorted({self.buyer, self.seller}))
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.HOLD, self.buyer, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a, fee = self.amount_micros, self.fee_micros
+        if self.buyer == self.seller:
+            raise InvalidArgument("buyer and seller must differ", field="seller")
+        if fee > a:
+            raise InvalidArgument("fee cannot exceed the settled amount", field="fee")
+        hold = open_hold(ctx, self.hold_keys()[0], a)
+        postings = [Posting(acct.pending(self.buyer), a, reference=self.reference)]
+        postings += inflow(ctx.agent(self.seller), a - fee) if a - fee else []
+        if fee:
+            postings.append(Posting(acct.FEES, -fee))
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.buyer,
+            counterparty=self.seller,
+            amount_micros=a,
+            postings=tuple(postings),
+            flows=(
+                AgentFlow(self.buyer, total_out_micros=a),
+                AgentFlow(self.seller, total_in_micros=a - fee),
+            ),
+            hold_effects=(consume_hold(hold, a, ctx.now),),
+            reference=self.reference,
+            metadata={"fee": fee} if fee else {},
+        )
+
+
+@dataclass(frozen=True)
+class EscrowLock(Operation):
+    kind: ClassVar[Kind] = Kind.ESCROW_LOCK
+    agent: str
+    amount_micros: int
+    reference: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.ESCROW, self.agent, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        require_new_reference(ctx, self.hold_keys()[0])
+        require_available(ctx.agent(self.agent), a)  # buyer protection is never on credit
+        return TransactionDraft(
+            kind=self.kind,
+            agent=self.agent,
+            amount_micros=a,
+            postings=(
+                Posting(acct.available(self.agent), a),
+                Posting(acct.escrowed(self.agent), -a, reference=self.reference),
+            ),
+            flows=(AgentFlow(self.agent),),
+            hold_effects=(
+                HoldEffect(
+                    HoldKind.ESCROW, self.agent, self.reference,
+                    amount_micros=a, remaining_micros=a, creates=True,
+                ),
+            ),
+            reference=self.reference,
+        )
+
+
+def _escrow_out(
+    ctx: PlanContext, buyer: str, reference: str, to_seller: tuple[str, int] | None, refund_micros: int
+) -> tuple[list[Posting], list[AgentFlow], HoldEffect]:
+    """Postings moving an escrow's money to a seller and/or back to the buyer."""
+    seller_micros = to_seller[1] if to_seller else 0
+    total = seller_micros + refund_micros
+    open_hold(ctx, (HoldKind.ESCROW, buyer, reference), total)
+    postings = [Posting(acct.escrowed(buyer), total, reference=reference)]
+    flows = [AgentFlow(buyer, total_out_micros=seller_micros)]
+    if to_seller and seller_micros:
+        postings += inflow(ctx.agent(to_seller[0]), seller_micros)
+        flows.append(AgentFlow(to_seller[0], total_in_micros=seller_micros))
+    if refund_micros:
+        postings += inflow(ctx.agent(buyer), refund_micros)
+    effect = HoldEffect(
+        HoldKind.ESCROW, buyer, reference,
+        remaining_micros=-total, confirmed_micros=seller_micros, released_micros=refund_micros,
+    )
+    return postings, flows, effect
+
+
+@dataclass(frozen=True)
+class ReleaseEscrow(Operation):
+    kind: ClassVar[Kind] = Kind.RELEASE_ESCROW
+    buyer: str
+    seller: str
+    amount_micros: int
+    reference: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return tuple(sorted({self.buyer, self.seller}))
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.ESCROW, self.buyer, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        if self.buyer == self.seller:
+            raise InvalidArgument("buyer and seller must differ; use refund_escrow", field="seller")
+        postings, flows, effect = _escrow_out(
+            ctx, self.buyer, self.reference, (self.seller, self.amount_micros), 0
+        )
+        return TransactionDraft(
+            kind=self.kind, agent=self.buyer, counterparty=self.seller,
+            amount_micros=self.amount_micros, postings=tuple(postings), flows=tuple(flows),
+            hold_effects=(effect,), reference=self.reference,
+        )
+
+
+@dataclass(frozen=True)
+class RefundEscrow(Operation):
+    kind: ClassVar[Kind] = Kind.REFUND_ESCROW
+    agent: str
+    amount_micros: int
+    reference: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.ESCROW, self.agent, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        postings, flows, effect = _escrow_out(ctx, self.agent, self.reference, None, self.amount_micros)
+        return TransactionDraft(
+            kind=self.kind, agent=self.agent, amount_micros=self.amount_micros,
+            postings=tuple(postings), flows=tuple(flows), hold_effects=(effect,),
+            reference=self.reference,
+        )
+
+
+@dataclass(frozen=True)
+class SettleEscrow(Operation):
+    """Partial settle: pay the seller part of an escrow and refund the buyer the rest."""
+
+    kind: ClassVar[Kind] = Kind.SETTLE_ESCROW
+    buyer: str
+    seller: str
+    seller_amount_micros: int
+    reference: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return tuple(sorted({self.buyer, self.seller}))
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.ESCROW, self.buyer, self.reference),)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        if self.buyer == self.seller:
+            raise InvalidArgument("buyer and seller must differ", field="seller")
+        hold = open_hold(ctx, self.hold_keys()[0], self.seller_amount_micros)
+        refund = hold.remaining_micros - self.seller_amount_micros
+        postings, flows, effect = _escrow_out(
+            ctx, self.buyer, self.reference, (self.seller, self.seller_amount_micros), refund
+        )
+        return TransactionDraft(
+            kind=self.kind, agent=self.buyer, counterparty=self.seller,
+            amount_micros=hold.remaining_micros, postings=tuple(postings), flows=tuple(flows),
+            hold_effects=(effect,), reference=self.reference,
+            metadata={"to_seller": self.seller_amount_micros, "refunded": refund},
+        )
+
+
+@dataclass(frozen=True)
+class Refund(Operation):
+    """A transfer failed after the money left: the platform credits it back."""
+
+    kind: ClassVar[Kind] = Kind.REFUND
+    agent: str
+    amount_micros: int
+    reference: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("refund", f"{self.agent}:{self.reference}", DuplicateRefund)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        state = ctx.agent(self.agent)
+        if a > state.total_out_micros:  # a refund never creates money
+            raise RefundExceedsPaid(
+                f"{self.agent} has paid out {state.total_out_micros} micro-USDC, cannot refund {a}",
+                agent=self.agent, requested_micros=a, paid_out_micros=state.total_out_micros,
+            )
+        return TransactionDraft(
+            kind=self.kind, agent=self.agent, amount_micros=a,
+            postings=(Posting(acct.TREASURY, a), *inflow(state, a)),
+            flows=(AgentFlow(self.agent, total_out_micros=-a),),
+            reference=self.reference,
+        )
+
+
+@dataclass(frozen=True)
+class SetCreditLimit(Operation):
+    kind: ClassVar[Kind] = Kind.SET_CREDIT_LIMIT
+    agent: str
+    limit_micros: int
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        state = ctx.agent(self.agent)
+        if self.limit_micros < state.credit_used_micros:
+            raise CreditLimitBelowUsed(
+                f"{self.agent} has {state.credit_used_micros} micro-USDC of credit in use",
+                agent=self.agent, credit_used_micros=state.credit_used_micros,
+            )
+        return TransactionDraft(
+            kind=self.kind, agent=self.agent, amount_micros=self.limit_micros, postings=(),
+            flows=(AgentFlow(self.agent),), credit_limit_micros=self.limit_micros,
+            metadata={"previous_limit": state.credit_limit_micros},
+        )
+
+
+@dataclass(frozen=True)
+class UseCredit(Operation):
+    kind: ClassVar[Kind] = Kind.USE_CREDIT
+    agent: str
+    amount_micros: int
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        state = ctx.agent(self.agent)
+        if state.credit_used_micros + a > state.credit_limit_micros:
+            raise CreditLimitExceeded(
+                f"{self.agent} has {state.credit_headroom_micros} micro-USDC of credit left, not {a}",
+                agent=self.agent, headroom_micros=state.credit_headroom_micros, requested_micros=a,
+            )
+        return TransactionDraft(
+            kind=self.kind, agent=self.agent, amount_micros=a,
+            postings=(Posting(acct.credit(self.agent), a), Posting(acct.available(self.agent), -a)),
+            flows=(AgentFlow(self.agent),),
+        )
+
+
+@dataclass(frozen=True)
+class RepayCredit(Operation):
+    kind: ClassVar[Kind] = Kind.REPAY_CREDIT
+    agent: str
+    amount_micros: int
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        state = ctx.agent(self.agent)
+        if state.credit_used_micros == 0:
+            raise NoOutstandingCredit(f"{self.agent} has no credit to repay", agent=self.agent)
+        repay = min(self.amount_micros, state.credit_used_micros)
+        require_available(state, repay)
+        return TransactionDraft(
+            kind=self.kind, agent=self.agent, amount_micros=repay,
+            postings=(Posting(acct.available(self.agent), repay), Posting(acct.credit(self.agent), -repay)),
+            flows=(AgentFlow(self.agent),),
+            metadata={"requested": self.amount_micros} if repay != self.amount_micros else {},
+        )
+
+
+@dataclass(frozen=True)
+class Transfer(Operation):
+    """An agent pays another agent inside the platform (credit may fund it, like a spend)."""
+
+    kind: ClassVar[Kind] = Kind.TRANSFER
+    from_agent: str
+    to_agent: str
+    amount_micros: int
+    reference: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return tuple(sorted({self.from_agent, self.to_agent}))
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("transfer", f"{self.from_agent}:{self.reference}", ReferenceInUse)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        if self.from_agent == self.to_agent:
+            raise InvalidArgument("cannot transfer to the same agent", field="to_agent")
+        a = self.amount_micros
+        out_postings, gap = outflow(ctx.agent(self.from_agent), a)
+        return TransactionDraft(
+            kind=self.kind, agent=self.from_agent, counterparty=self.to_agent, amount_micros=a,
+            postings=(*out_postings, *inflow(ctx.agent(self.to_agent), a)),
+            flows=(
+                AgentFlow(self.from_agent, total_out_micros=a),
+                AgentFlow(self.to_agent, total_in_micros=a),
+            ),
+            reference=self.reference,
+            metadata={"credit_drawn": gap} if gap else {},
+        )
+
+
+@dataclass(frozen=True)
+class Reverse(Operation):
+    """The exact negation of a recorded transaction, linked to it, at most once."""
+
+    kind: ClassVar[Kind] = Kind.REVERSAL
+    transaction_id: str
+    reason: str
+    # Filled in by the service once it has loaded the original under lock.
+    original_agents: tuple[str, ...] = ()
+    original_holds: tuple[HoldKey, ...] = ()
+    original_seq: int | None = None
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return self.original_agents
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return self.original_holds
+
+    def unique_key(self) -> UniqueKey | None:
+        return UniqueKey("reversal", str(self.original_seq), AlreadyReversed) if self.original_seq is not None else None
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        original = ctx.original
+        if original is None:
+            raise InvalidArgument("reversal planned without its original")
+        if original.kind in (Kind.REVERSAL, Kind.SET_CREDIT_LIMIT):
+            raise NotReversible(
+                f"a {original.kind.value} cannot be reversed; record a new transaction instead",
+                transaction_id=original.id,
+            )
+        return TransactionDraft(
+            kind=self.kind,
+            agent=original.agent,
+            counterparty=original.counterparty,
+            amount_micros=original.amount_micros,
+            postings=tuple(p.negated() for p in original.postings),
+            flows=tuple(f.negated() for f in original.flows),
+            hold_effects=tuple(e.negated() for e in original.hold_effects),
+            reference=original.reference,
+            memo=self.reason,
+            reverses_seq=original.seq,
+            metadata={"reverses": original.id, "reversed_kind": original.kind.value},
+        )
+
+
+# --- projecting a draft onto the state, and the rules every result keeps ----
+
+
+def project_agent(state: AgentState, draft: TransactionDraft) -> AgentState:
+    """The agent's state after ``draft`` (used to check the invariants)."""
+    delta = {b: 0 for b in acct.AgentBucket}
+    names = acct.agent_accounts(state.agent)
+    by_name = {v: k for k, v in names.items()}
+    for p in draft.postings:
+        bucket = by_name.get(p.account)
+        if bucket is not None:
+            delta[bucket] += p.amount_micros
+    flow_in = sum(f.total_in_micros for f in draft.flows if f.agent == state.agent)
+    flow_out = sum(f.total_out_micros for f in draft.flows if f.agent == state.agent)
+    return AgentState(
+        agent=state.agent,
+        available_micros=state.available_micros - delta[acct.AgentBucket.AVAILABLE],
+        pending_micros=state.pending_micros - delta[acct.AgentBucket.PENDING],
+        escrowed_micros=state.escrowed_micros - delta[acct.AgentBucket.ESCROWED],
+        credit_used_micros=state.credit_used_micros + delta[acct.AgentBucket.CREDIT],
+        credit_limit_micros=(
+            draft.credit_limit_micros
+            if draft.credit_limit_micros is not None and draft.agent == state.agent
+            else state.credit_limit_micros
+        ),
+        total_in_micros=state.total_in_micros + flow_in,
+        total_out_micros=state.total_out_micros + flow_out,
+    )
+
+
+def check_agent(state: AgentState) -> None:
+    """No constrained balance negative, credit within its limit, totals consistent."""
+    if min(state.available_micros, state.pending_micros, state.escrowed_micros) < 0:
+        raise InsufficientBalance(
+            f"{state.agent} would go negative (available {state.available_micros}, "
+            f"pending {state.pending_micros}, escrowed {state.escrowed_micros})",
+            agent=state.agent,
+        )
+    if state.credit_used_micros < 0 or state.credit_used_micros > state.credit_limit_micros:
+        raise CreditLimitExceeded(
+            f"{state.agent} would have {state.credit_used_micros} micro-USDC of credit "
+            f"against a limit of {state.credit_limit_micros}",
+            agent=state.agent,
+        )
+
+
+def check_hold(hold: HoldState) -> None:
+    if hold.remaining_micros < 0 or not 0 <= hold.credit_micros <= hold.remaining_micros:
+        error = HoldExceeded if hold.kind is HoldKind.HOLD else EscrowExceeded
+        raise error(
+            f"{hold.kind.value} {hold.reference!r} would be left with {hold.remaining_micros} "
+            f"micro-USDC ({hold.credit_micros} of it credit)",
+            agent=hold.agent, reference=hold.reference,
+        )

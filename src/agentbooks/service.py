@@ -1,0 +1,203 @@
+"""The one write path: every operation runs here, inside one database transaction.
+
+The ``Ledger`` facade, the HTTP API and the CLI all call this service. A
+write either commits completely (journal row, postings, every cache) or
+raises and leaves nothing behind. Serialization failures, deadlocks and
+unique-key races are retried a bounded number of times; when the retries run
+out the caller gets ``ConcurrencyConflict``, never a half-applied write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Callable, Iterator, Sequence, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from .domain.errors import (
+    ConcurrencyConflict,
+    HoldExceeded,
+    IdempotencyConflict,
+    InvalidArgument,
+    NotFound,
+    UnknownHold,
+)
+from .domain.model import AgentState, HoldKind, HoldState, Transaction
+from .domain.operations import (
+    Operation,
+    PlanContext,
+    ReleaseHold,
+    Reverse,
+    UniqueKey,
+    check_agent,
+    check_hold,
+    project_agent,
+)
+from .storage import journal_store as store
+from .storage.engine import WRITE, make_engine, migrate
+
+T = TypeVar("T")
+
+MAX_BATCH_OPERATIONS = 10_000
+MAX_ATTEMPTS = 25
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True  # a concurrent writer claimed the same key first: retry into the typed error
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _RETRYABLE_SQLSTATES:
+        return True
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def fingerprint(ops: Sequence[Operation]) -> str:
+    body = json.dumps([op.fingerprint() for op in ops], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class LedgerService:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def open(cls, url: str, *, clock: Callable[[], datetime] = utc_now) -> "LedgerService":
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine, clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writes ------------------------------------------------------------------
+
+    def execute(self, ops: Sequence[Operation], *, idempotency_key: str | None = None) -> list[Transaction]:
+        """Run ``ops`` atomically, in order; return their recorded transactions."""
+        if not ops:
+            raise InvalidArgument("a batch needs at least one operation")
+        if len(ops) > MAX_BATCH_OPERATIONS:
+            raise InvalidArgument(f"a batch holds at most {MAX_BATCH_OPERATIONS} operations")
+        request_fp = fingerprint(ops)
+        return self._with_retries(lambda conn: self._execute_once(conn, ops, idempotency_key, request_fp))
+
+    def _with_retries(self, work: Callable[[Connection], T]) -> T:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                with self.engine.connect().execution_options(**{WRITE: True}) as conn:
+                    with conn.begin():
+                        return work(conn)
+            except DBAPIError as exc:
+                if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:
+                    if _retryable(exc):
+                        raise ConcurrencyConflict("the write kept colliding with concurrent writers; retry") from exc
+                    raise
+                # Jittered exponential backoff, capped: colliding writers spread out.
+                time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def _execute_once(
+        self, conn: Connection, ops: Sequence[Operation], idempotency_key: str | None, request_fp: str
+    ) -> list[Transaction]:
+        idem = UniqueKey("idempotency", idempotency_key, IdempotencyConflict) if idempotency_key else None
+        if idem is not None:
+            found = store.find_unique(conn, idem)
+            if found is not None:
+                first_seq, last_seq, stored_fp = found
+                if stored_fp != request_fp:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was used with a different request", idempotency_key=idempotency_key
+                    )
+                return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
+        now = self.clock()
+        results = [self._apply(conn, op, now) for op in ops]
+        if idem is not None:
+            store.claim_unique(conn, idem, results[0].seq, results[-1].seq, request_fp)
+        return results
+
+    def _apply(self, conn: Connection, op: Operation, now: datetime) -> Transaction:
+        original = None
+        if isinstance(op, Reverse):
+            original = store.transaction_by_id(conn, op.transaction_id)
+            if original is None:
+                raise NotFound(f"no transaction {op.transaction_id!r}", transaction_id=op.transaction_id)
+            op = replace(
+                op,
+                original_agents=tuple(f.agent for f in original.flows),
+                original_holds=tuple((e.kind, e.agent, e.reference) for e in original.hold_effects),
+                original_seq=original.seq,
+            )
+        key = op.unique_key()
+        if key is not None and store.find_unique(conn, key) is not None:
+            raise key.error(f"{key.scope} {key.key!r} was already recorded", key=key.key)
+        states = store.lock_agents(conn, op.involved_agents())
+        hold_states = store.read_holds(conn, op.hold_keys())
+        draft = op.plan(PlanContext(now=now, agents=states, holds=hold_states, original=original))
+        self._check(draft, states, hold_states)
+        tx = store.record(conn, draft, now)
+        if key is not None:
+            store.claim_unique(conn, key, tx.seq, tx.seq, fingerprint([op]))
+        return tx
+
+    @staticmethod
+    def _check(draft, states: dict[str, AgentState], hold_states: dict) -> None:  # type: ignore[no-untyped-def]
+        """Every result keeps the rules, whatever the operation decided (defence in depth)."""
+        for agent in draft.agents():
+            check_agent(project_agent(states.get(agent) or AgentState(agent), draft))
+        for e in draft.hold_effects:
+            before = hold_states.get((e.kind, e.agent, e.reference))
+            if before is None:
+                continue
+            check_hold(replace(
+                before,
+                remaining_micros=before.remaining_micros + e.remaining_micros,
+                credit_micros=before.credit_micros + e.credit_micros,
+            ))
+
+    def sweep_expired_holds(self, *, now: datetime | None = None, limit: int = 1000) -> list[Transaction]:
+        """Release what is left of every hold whose expiry has passed; one transaction each."""
+        moment = now or self.clock()
+        released = []
+        for hold in self.read(lambda c: store.list_holds(c, kind=HoldKind.HOLD, expired_before=moment, limit=limit)):
+            op = ReleaseHold(hold.agent, hold.remaining_micros, hold.reference, reason="expired")
+            try:
+                released.extend(self.execute([op]))
+            except (HoldExceeded, UnknownHold):
+                continue  # confirmed or released concurrently; the next sweep sees the new state
+        return released
+
+    # --- reads -------------------------------------------------------------------
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one consistent read snapshot."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                return work(conn)
+
+    def stream(self, *, after_seq: int = 0, upto_seq: int | None = None, page_size: int = 1000) -> Iterator[Transaction]:
+        """The journal in sequence order; each page is its own short read."""
+        cursor = after_seq
+        while True:
+            page = self.read(lambda c: store.transactions_page(
+                c, after_seq=cursor, upto_seq=upto_seq, limit=page_size))
+            yield from page
+            if len(page) < page_size:
+                return
+            cursor = page[-1].seq
+
+    def hold(self, kind: HoldKind, agent: str, reference: str) -> HoldState | None:
+        return self.read(lambda c: store.read_holds(c, [(kind, agent, reference)])[(kind, agent, reference)])

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables, engines, Alembic migrations and the journal store."""

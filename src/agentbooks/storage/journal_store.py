@@ -1,0 +1,469 @@
+"""Reads and writes of the books on one open database connection.
+
+Lock order, the same for every writer so concurrent writers cannot deadlock
+on each other's rows: (1) the involved agents' rows, by address; (2) the
+platform balance stripes, by (account, stripe); (3) the ``journal_head`` row,
+last, so the hash chain's single row is held only for the final inserts and
+the commit. Agent rows guard everything that belongs to the agent (its
+balances, holds and escrows), so the guards read a state nobody else can
+change until commit.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..domain import accounts as acct
+from ..domain.errors import InvariantViolation
+from ..domain.hashing import transaction_hash
+from ..domain.model import (
+    AgentFlow,
+    AgentState,
+    HoldEffect,
+    HoldKind,
+    HoldState,
+    Kind,
+    Posting,
+    Transaction,
+    TransactionDraft,
+)
+from ..domain.operations import HoldKey, UniqueKey
+from .tables import (
+    PLATFORM_STRIPES,
+    accounts,
+    agent_entries,
+    agents,
+    balances,
+    holds,
+    journal,
+    journal_head,
+    postings,
+    unique_keys,
+)
+
+_ID_NAMESPACE = uuid.UUID("5b0f3c1e-7a43-4d7c-9a55-0c7be1a6f2d1")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_us(moment: datetime) -> int:
+    delta = moment.astimezone(timezone.utc) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _insert(conn: Connection, table):  # type: ignore[no-untyped-def]
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def stripe_for(agent: str | None) -> int:
+    """Which platform balance row a transaction for ``agent`` updates."""
+    return zlib.crc32(agent.encode()) % PLATFORM_STRIPES if agent else 0
+
+
+# --- agent state --------------------------------------------------------------
+
+
+def _ensure_agents(conn: Connection, missing: Iterable[str]) -> None:
+    missing = sorted(missing)
+    if not missing:
+        return
+    conn.execute(
+        _insert(conn, agents).on_conflict_do_nothing(),
+        [
+            {"address": a, "total_in_micros": 0, "total_out_micros": 0, "credit_limit_micros": 0,
+             "last_seq": None, "updated_at_us": None}
+            for a in missing
+        ],
+    )
+    rows_accounts, rows_balances = [], []
+    for a in missing:
+        for bucket, name in acct.agent_accounts(a).items():
+            kind = acct.AccountType.ASSET if bucket is acct.AgentBucket.CREDIT else acct.AccountType.LIABILITY
+            rows_accounts.append({"name": name, "account_type": kind.value, "agent": a})
+            rows_balances.append({"account": name, "stripe": 0, "balance_micros": 0})
+    conn.execute(_insert(conn, accounts).on_conflict_do_nothing(), rows_accounts)
+    conn.execute(_insert(conn, balances).on_conflict_do_nothing(), rows_balances)
+
+
+def lock_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
+    """Lock the agents' rows in address order (creating them if new) and read their state."""
+    ordered = sorted(set(addresses))
+    query = select(agents).where(agents.c.address.in_(ordered)).order_by(agents.c.address).with_for_update()
+    rows = {r.address: r for r in conn.execute(query)}
+    if len(rows) < len(ordered):
+        _ensure_agents(conn, set(ordered) - rows.keys())
+        rows = {r.address: r for r in conn.execute(query)}
+    return _agent_states(conn, rows)
+
+
+def read_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
+    """The agents' current state without locking; unknown agents read as all zero."""
+    rows = {r.address: r for r in conn.execute(select(agents).where(agents.c.address.in_(list(addresses))))}
+    states = _agent_states(conn, rows)
+    return {a: states.get(a, AgentState(a)) for a in addresses}
+
+
+def _agent_states(conn: Connection, rows: dict[str, Any]) -> dict[str, AgentState]:
+    names = {name: (a, bucket) for a in rows for bucket, name in acct.agent_accounts(a).items()}
+    sums: dict[str, dict[acct.AgentBucket, int]] = defaultdict(lambda: defaultdict(int))
+    if names:
+        for account, amount in conn.execute(
+            select(balances.c.account, balances.c.balance_micros).where(balances.c.account.in_(list(names)))
+        ):
+            a, bucket = names[account]
+            sums[a][bucket] += amount
+    return {a: _state(a, sums[a], r.credit_limit_micros, r.total_in_micros, r.total_out_micros)
+            for a, r in rows.items()}
+
+
+def _state(agent: str, sums: dict[acct.AgentBucket, int], limit: int, total_in: int, total_out: int) -> AgentState:
+    return AgentState(
+        agent=agent,
+        available_micros=-sums[acct.AgentBucket.AVAILABLE],
+        pending_micros=-sums[acct.AgentBucket.PENDING],
+        escrowed_micros=-sums[acct.AgentBucket.ESCROWED],
+        credit_used_micros=sums[acct.AgentBucket.CREDIT],
+        credit_limit_micros=limit,
+        total_in_micros=total_in,
+        total_out_micros=total_out,
+    )
+
+
+def agent_updated_at(conn: Connection, agent: str) -> tuple[int | None, datetime | None]:
+    row = conn.execute(select(agents.c.last_seq, agents.c.updated_at_us).where(agents.c.address == agent)).first()
+    if row is None or row.last_seq is None:
+        return None, None
+    return row.last_seq, from_us(row.updated_at_us)
+
+
+def agent_state_at(conn: Connection, agent: str, seq: int) -> tuple[AgentState, datetime | None]:
+    """The agent's state after journal sequence ``seq``, summed from the journal itself."""
+    names = {name: bucket for bucket, name in acct.agent_accounts(agent).items()}
+    sums: dict[acct.AgentBucket, int] = defaultdict(int)
+    for account, amount in conn.execute(
+        select(postings.c.account, func.sum(postings.c.amount_micros))
+        .where(postings.c.account.in_(list(names)), postings.c.seq <= seq)
+        .group_by(postings.c.account)
+    ):
+        sums[names[account]] += int(amount)
+    totals = conn.execute(
+        select(
+            func.coalesce(func.sum(agent_entries.c.total_in_delta_micros), 0),
+            func.coalesce(func.sum(agent_entries.c.total_out_delta_micros), 0),
+            func.max(agent_entries.c.seq),
+        ).where(agent_entries.c.agent == agent, agent_entries.c.seq <= seq)
+    ).one()
+    limit = conn.execute(
+        select(journal.c.credit_limit_micros)
+        .where(journal.c.agent == agent, journal.c.kind == Kind.SET_CREDIT_LIMIT.value, journal.c.seq <= seq)
+        .order_by(journal.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    updated_at = None
+    if totals[2] is not None:
+        updated_at = from_us(conn.execute(select(journal.c.occurred_at_us).where(journal.c.seq == totals[2])).scalar_one())
+    return _state(agent, sums, limit or 0, int(totals[0]), int(totals[1])), updated_at
+
+
+# --- holds and escrows --------------------------------------------------------
+
+
+def _hold_state(r: Any) -> HoldState:
+    return HoldState(
+        kind=HoldKind(r.kind), agent=r.agent, reference=r.reference, amount_micros=r.amount_micros,
+        remaining_micros=r.remaining_micros, credit_micros=r.credit_micros,
+        confirmed_micros=r.confirmed_micros, released_micros=r.released_micros,
+        expires_at=from_us(r.expires_at_us) if r.expires_at_us is not None else None,
+        created_seq=r.created_seq,
+    )
+
+
+def read_holds(conn: Connection, keys: Sequence[HoldKey]) -> dict[HoldKey, HoldState | None]:
+    found: dict[HoldKey, HoldState | None] = {k: None for k in keys}
+    if keys:
+        wanted = [(k.value, a, r) for k, a, r in keys]
+        for r in conn.execute(select(holds).where(tuple_(holds.c.kind, holds.c.agent, holds.c.reference).in_(wanted))):
+            found[(HoldKind(r.kind), r.agent, r.reference)] = _hold_state(r)
+    return found
+
+
+def list_holds(
+    conn: Connection, *, agent: str | None = None, kind: HoldKind | None = None,
+    open_only: bool = True, expired_before: datetime | None = None, limit: int = 1000,
+) -> list[HoldState]:
+    query = select(holds).order_by(holds.c.created_seq).limit(limit)
+    if agent:
+        query = query.where(holds.c.agent == agent)
+    if kind:
+        query = query.where(holds.c.kind == kind.value)
+    if open_only:
+        query = query.where(holds.c.remaining_micros > 0)
+    if expired_before is not None:
+        query = query.where(holds.c.expires_at_us.is_not(None), holds.c.expires_at_us <= to_us(expired_before))
+    return [_hold_state(r) for r in conn.execute(query)]
+
+
+# --- unique keys ----------------------------------------------------------------
+
+
+def find_unique(conn: Connection, key: UniqueKey) -> tuple[int, int, str] | None:
+    row = conn.execute(
+        select(unique_keys.c.first_seq, unique_keys.c.last_seq, unique_keys.c.fingerprint)
+        .where(unique_keys.c.scope == key.scope, unique_keys.c.key == key.key)
+    ).first()
+    return (row.first_seq, row.last_seq, row.fingerprint) if row else None
+
+
+def claim_unique(conn: Connection, key: UniqueKey, first_seq: int, last_seq: int, fingerprint: str) -> None:
+    """Record a used key; a concurrent claimer gets an IntegrityError and retries into the typed error."""
+    conn.execute(unique_keys.insert().values(
+        scope=key.scope, key=key.key, first_seq=first_seq, last_seq=last_seq, fingerprint=fingerprint
+    ))
+
+
+# --- recording a transaction ------------------------------------------------------
+
+
+def record(conn: Connection, draft: TransactionDraft, now: datetime) -> Transaction:
+    """Append one draft to the journal and update every cache, in the caller's transaction.
+
+    The caller holds the involved agents' locks and has checked the draft
+    against their state.
+    """
+    # (2) platform stripes, then agent balances: one UPDATE per (account, stripe).
+    stripe = stripe_for(draft.agent)
+    deltas: dict[tuple[str, int], int] = defaultdict(int)
+    for p in draft.postings:
+        info = acct.parse_account(p.account)
+        deltas[(p.account, 0 if info.agent else stripe)] += p.amount_micros
+    changed = [{"a": a, "s": s, "d": d} for (a, s), d in sorted(deltas.items()) if d]
+    if changed:
+        result = conn.execute(
+            update(balances)
+            .where(balances.c.account == bindparam("a"), balances.c.stripe == bindparam("s"))
+            .values(balance_micros=balances.c.balance_micros + bindparam("d")),
+            changed,
+        )
+        if result.rowcount not in (-1, len(changed)):
+            raise InvariantViolation("a posting names an account that has no balance row")
+
+    # (3) the chain head, last.
+    head = conn.execute(select(journal_head).where(journal_head.c.id == 1).with_for_update()).one()
+    seq = head.last_seq + 1
+    occurred_us = max(to_us(now), head.last_at_us)  # times never run backwards along the chain
+    occurred_at = from_us(occurred_us)
+    tx_id = str(uuid.uuid5(_ID_NAMESPACE, f"{seq}:{head.last_hash}"))
+    posting_rows = [(p.account, p.amount_micros, p.currency, p.reference) for p in draft.postings]
+    digest = transaction_hash(
+        seq=seq, transaction_id=tx_id, occurred_at=occurred_at, kind=draft.kind.value,
+        agent=draft.agent, counterparty=draft.counterparty, amount_micros=draft.amount_micros,
+        reference=draft.reference, tx_hash=draft.tx_hash, postings=posting_rows,
+        credit_limit_micros=draft.credit_limit_micros, reverses_seq=draft.reverses_seq,
+        prev_hash=head.last_hash,
+    )
+    conn.execute(
+        update(journal_head).where(journal_head.c.id == 1)
+        .values(last_seq=seq, last_hash=digest, last_at_us=occurred_us)
+    )
+    conn.execute(journal.insert().values(
+        seq=seq, id=tx_id, kind=draft.kind.value, occurred_at_us=occurred_us, agent=draft.agent,
+        counterparty=draft.counterparty, amount_micros=draft.amount_micros, reference=draft.reference,
+        tx_hash=draft.tx_hash, memo=draft.memo, credit_limit_micros=draft.credit_limit_micros,
+        reverses_seq=draft.reverses_seq,
+        metadata_json=_dump_metadata(draft.metadata, draft.hold_effects),
+        prev_hash=head.last_hash, hash=digest,
+    ))
+    if posting_rows:
+        conn.execute(postings.insert(), [
+            {"seq": seq, "idx": i, "account": a, "amount_micros": m, "currency": c, "reference": r}
+            for i, (a, m, c, r) in enumerate(posting_rows)
+        ])
+    flows = _merge_flows(draft.flows)
+    conn.execute(agent_entries.insert(), [
+        {"agent": f.agent, "seq": seq, "total_in_delta_micros": f.total_in_micros,
+         "total_out_delta_micros": f.total_out_micros}
+        for f in flows
+    ])
+    for f in flows:
+        values: dict[str, Any] = {
+            "total_in_micros": agents.c.total_in_micros + f.total_in_micros,
+            "total_out_micros": agents.c.total_out_micros + f.total_out_micros,
+            "last_seq": seq,
+            "updated_at_us": occurred_us,
+        }
+        if draft.credit_limit_micros is not None and f.agent == draft.agent:
+            values["credit_limit_micros"] = draft.credit_limit_micros
+        conn.execute(update(agents).where(agents.c.address == f.agent).values(**values))
+    for e in draft.hold_effects:
+        _apply_hold_effect(conn, e, seq)
+    return Transaction(
+        seq=seq, id=tx_id, occurred_at=occurred_at, kind=draft.kind, agent=draft.agent,
+        counterparty=draft.counterparty, amount_micros=draft.amount_micros, reference=draft.reference,
+        tx_hash=draft.tx_hash, memo=draft.memo, postings=draft.postings, flows=flows,
+        hold_effects=draft.hold_effects, credit_limit_micros=draft.credit_limit_micros,
+        reverses_seq=draft.reverses_seq, metadata=dict(draft.metadata), prev_hash=head.last_hash, hash=digest,
+    )
+
+
+def _merge_flows(flows: Iterable[AgentFlow]) -> tuple[AgentFlow, ...]:
+    merged: dict[str, list[int]] = {}
+    for f in flows:
+        acc = merged.setdefault(f.agent, [0, 0])
+        acc[0] += f.total_in_micros
+        acc[1] += f.total_out_micros
+    return tuple(AgentFlow(a, i, o) for a, (i, o) in sorted(merged.items()))
+
+
+def _apply_hold_effect(conn: Connection, e: HoldEffect, seq: int) -> None:
+    if e.creates:
+        conn.execute(holds.insert().values(
+            kind=e.kind.value, agent=e.agent, reference=e.reference, amount_micros=e.amount_micros,
+            remaining_micros=e.remaining_micros, credit_micros=e.credit_micros,
+            confirmed_micros=e.confirmed_micros, released_micros=e.released_micros,
+            expires_at_us=to_us(e.expires_at) if e.expires_at else None, created_seq=seq, updated_seq=seq,
+        ))
+        return
+    result = conn.execute(
+        update(holds)
+        .where(holds.c.kind == e.kind.value, holds.c.agent == e.agent, holds.c.reference == e.reference)
+        .values(
+            amount_micros=holds.c.amount_micros + e.amount_micros,
+            remaining_micros=holds.c.remaining_micros + e.remaining_micros,
+            credit_micros=holds.c.credit_micros + e.credit_micros,
+            confirmed_micros=holds.c.confirmed_micros + e.confirmed_micros,
+            released_micros=holds.c.released_micros + e.released_micros,
+            updated_seq=seq,
+        )
+    )
+    if result.rowcount != 1:
+        raise InvariantViolation(f"{e.kind.value} {e.reference!r} of {e.agent} has no row to update")
+
+
+def _dump_metadata(meta: Any, effects: Iterable[HoldEffect]) -> str:
+    return json.dumps({"meta": dict(meta), "holds": [e.to_json() for e in effects]}, sort_keys=True,
+                      separators=(",", ":"))
+
+
+# --- reading the journal ------------------------------------------------------------
+
+
+def _transactions(conn: Connection, where: Any, *, order_desc: bool = False, limit: int | None = None) -> list[Transaction]:
+    query = select(journal).where(where).order_by(journal.c.seq.desc() if order_desc else journal.c.seq)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    seqs = [r.seq for r in rows]
+    posts: dict[int, list[Posting]] = defaultdict(list)
+    for p in conn.execute(select(postings).where(postings.c.seq.in_(seqs)).order_by(postings.c.seq, postings.c.idx)):
+        posts[p.seq].append(Posting(p.account, p.amount_micros, p.currency, p.reference))
+    flows: dict[int, list[AgentFlow]] = defaultdict(list)
+    for f in conn.execute(select(agent_entries).where(agent_entries.c.seq.in_(seqs)).order_by(agent_entries.c.agent)):
+        flows[f.seq].append(AgentFlow(f.agent, f.total_in_delta_micros, f.total_out_delta_micros))
+    out = []
+    for r in rows:
+        stored = json.loads(r.metadata_json)
+        out.append(Transaction(
+            seq=r.seq, id=r.id, occurred_at=from_us(r.occurred_at_us), kind=Kind(r.kind), agent=r.agent,
+            counterparty=r.counterparty, amount_micros=r.amount_micros, reference=r.reference,
+            tx_hash=r.tx_hash, memo=r.memo, postings=tuple(posts[r.seq]), flows=tuple(flows[r.seq]),
+            hold_effects=tuple(HoldEffect.from_json(h) for h in stored.get("holds", [])),
+            credit_limit_micros=r.credit_limit_micros, reverses_seq=r.reverses_seq,
+            metadata=stored.get("meta", {}), prev_hash=r.prev_hash, hash=r.hash,
+        ))
+    return out
+
+
+def transaction_by_id(conn: Connection, tx_id: str) -> Transaction | None:
+    found = _transactions(conn, journal.c.id == tx_id)
+    return found[0] if found else None
+
+
+def transactions_between(conn: Connection, first_seq: int, last_seq: int) -> list[Transaction]:
+    return _transactions(conn, and_(journal.c.seq >= first_seq, journal.c.seq <= last_seq))
+
+
+def transactions_page(conn: Connection, *, after_seq: int = 0, upto_seq: int | None = None,
+                      limit: int = 1000) -> list[Transaction]:
+    """Up to ``limit`` transactions after ``after_seq``, in sequence order."""
+    where = journal.c.seq > after_seq
+    if upto_seq is not None:
+        where = and_(where, journal.c.seq <= upto_seq)
+    return _transactions(conn, where, limit=limit)
+
+
+def agent_history(conn: Connection, agent: str, *, limit: int, before_seq: int | None = None) -> list[Transaction]:
+    query = select(agent_entries.c.seq).where(agent_entries.c.agent == agent)
+    if before_seq is not None:
+        query = query.where(agent_entries.c.seq < before_seq)
+    seqs = list(conn.execute(query.order_by(agent_entries.c.seq.desc()).limit(limit)).scalars())
+    if not seqs:
+        return []
+    return _transactions(conn, journal.c.seq.in_(seqs), order_desc=True)
+
+
+def reversal_of(conn: Connection, seq: int) -> int | None:
+    return conn.execute(select(journal.c.seq).where(journal.c.reverses_seq == seq)).scalar()
+
+
+def has_deposit(conn: Connection, tx_hash: str) -> bool:
+    return conn.execute(
+        select(journal.c.seq).where(journal.c.tx_hash == tx_hash, journal.c.kind == Kind.DEPOSIT.value).limit(1)
+    ).first() is not None
+
+
+# --- balances and the journal's position ------------------------------------------------
+
+
+def head(conn: Connection) -> tuple[int, str, datetime | None]:
+    row = conn.execute(select(journal_head).where(journal_head.c.id == 1)).one()
+    return row.last_seq, row.last_hash, from_us(row.last_at_us) if row.last_seq else None
+
+
+def seq_at(conn: Connection, moment: datetime) -> int:
+    """The last journal sequence recorded at or before ``moment`` (0 before the first)."""
+    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.occurred_at_us <= to_us(moment))).scalar()
+    return int(found or 0)
+
+
+def account_balance(conn: Connection, account: str, *, as_of_seq: int | None = None) -> int:
+    """The beancount-signed sum of one account (cached, or summed from postings at a past seq)."""
+    if as_of_seq is None:
+        total = conn.execute(select(func.sum(balances.c.balance_micros)).where(balances.c.account == account)).scalar()
+    else:
+        total = conn.execute(
+            select(func.sum(postings.c.amount_micros)).where(postings.c.account == account, postings.c.seq <= as_of_seq)
+        ).scalar()
+    return int(total or 0)
+
+
+def balances_by_prefix(conn: Connection, prefix: str, *, as_of_seq: int | None = None) -> dict[str, int]:
+    """Every account equal to or under ``prefix`` with its beancount-signed balance."""
+    if as_of_seq is None:
+        col_account, col_amount, source = balances.c.account, balances.c.balance_micros, None
+    else:
+        col_account, col_amount, source = postings.c.account, postings.c.amount_micros, postings.c.seq <= as_of_seq
+    query = select(col_account, func.sum(col_amount)).group_by(col_account).order_by(col_account)
+    if prefix:
+        query = query.where(or_(col_account == prefix, col_account.like(prefix.replace("_", r"\_") + ":%", escape="\\")))
+    if source is not None:
+        query = query.where(source)
+    return {a: int(s) for a, s in conn.execute(query)}
+
+
+def known_agents(conn: Connection) -> list[str]:
+    return list(conn.execute(select(agents.c.address).order_by(agents.c.address)).scalars())
