@@ -568,6 +568,9 @@ class SettleEscrow(Operation):
         if self.buyer == self.seller:
             raise InvalidArgument("buyer and seller must differ", field="seller")
         hold = open_hold(ctx, self.hold_keys()[0], self.seller_amount_micros)
+        if hold.remaining_micros == 0:
+            raise EscrowExceeded(f"escrow {self.reference!r} has nothing left to settle",
+                                 agent=self.buyer, reference=self.reference, remaining_micros=0)
         refund = hold.remaining_micros - self.seller_amount_micros
         postings, flows, effect = _escrow_out(
             ctx, self.buyer, self.reference, (self.seller, self.seller_amount_micros), refund
