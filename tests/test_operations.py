@@ -120,6 +120,8 @@ REFUSALS = [
      errors.InsufficientBalance),
     ("spend beyond available and no credit line", [agent(available=3)], {}, ops.Spend(A, 4 * U, "sk"),
      errors.InsufficientBalance),
+    ("a withdrawal hold never draws credit", [agent(available=3, limit=100)], {HK: None},
+     ops.Hold(A, 4 * U, "r1", allow_credit=False), errors.InsufficientBalance),
     ("spend beyond the credit line", [agent(available=3, used=8, limit=10)], {}, ops.Spend(A, 6 * U, "sk"),
      errors.CreditLimitExceeded),
     ("hold on a reference already used", [agent(available=10)], {HK: hold(1)}, ops.Hold(A, 1 * U, "r1"),

@@ -60,8 +60,9 @@ class Ledger:
         return self._one(req.spend(agent, amount, session_key_id), idempotency_key)
 
     def hold(self, agent: str, amount: Any, reference: str, *, expires_at: datetime | str | None = None,
-             idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.hold(agent, amount, reference, expires_at), idempotency_key)
+             allow_credit: bool = True, idempotency_key: str | None = None) -> Transaction:
+        """Move funds to Pending for an in-flight transfer; ``allow_credit=False`` holds own funds only."""
+        return self._one(req.hold(agent, amount, reference, expires_at, allow_credit), idempotency_key)
 
     def confirm_hold(self, agent: str, amount: Any, reference: str, *, tx_hash: str | None = None,
                      idempotency_key: str | None = None) -> Transaction:

@@ -58,9 +58,11 @@ def spend(agent: Any, amount: Any, session_key_id: Any) -> ops.Spend:
     return ops.Spend(normalize_address(agent), parse_amount(amount), check_reference(session_key_id, field="session_key_id"))
 
 
-def hold(agent: Any, amount: Any, reference: Any, expires_at: Any = None) -> ops.Hold:
+def hold(agent: Any, amount: Any, reference: Any, expires_at: Any = None, allow_credit: Any = True) -> ops.Hold:
     expiry = parse_time(expires_at, field="expires_at") if expires_at is not None else None
-    return ops.Hold(normalize_address(agent), parse_amount(amount), check_reference(reference), expiry)
+    if not isinstance(allow_credit, bool):
+        raise InvalidArgument("allow_credit must be true or false", field="allow_credit")
+    return ops.Hold(normalize_address(agent), parse_amount(amount), check_reference(reference), expiry, allow_credit)
 
 
 def confirm_hold(agent: Any, amount: Any, reference: Any, tx_hash: Any = None) -> ops.ConfirmHold:

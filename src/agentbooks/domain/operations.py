@@ -279,6 +279,7 @@ class Hold(Operation):
     amount_micros: int
     reference: str
     expires_at: datetime | None = None
+    allow_credit: bool = True  # False for withdrawals: money leaving the platform is never borrowed
 
     def involved_agents(self) -> tuple[str, ...]:
         return (self.agent,)
@@ -291,6 +292,8 @@ class Hold(Operation):
         require_new_reference(ctx, self.hold_keys()[0])
         if self.expires_at is not None and self.expires_at <= ctx.now:
             raise InvalidTimestamp("expires_at must be in the future", field="expires_at")
+        if not self.allow_credit:
+            require_available(ctx.agent(self.agent), a)
         postings, gap = outflow(ctx.agent(self.agent), a)
         return TransactionDraft(
             kind=self.kind,
