@@ -73,6 +73,65 @@ def stripe_for(agent: str | None) -> int:
     return zlib.crc32(agent.encode()) % PLATFORM_STRIPES if agent else 0
 
 
+# --- statements of the write path, built once ----------------------------------------
+# Building a Core statement costs more Python time than SQLite takes to run it,
+# so the statements every write executes are constructed here, once, with
+# bind parameters.
+
+_AGENTS_FOR_UPDATE = (
+    select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
+    .order_by(agents.c.address).with_for_update()
+)
+_AGENTS = select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
+_BALANCES_OF = select(balances.c.account, balances.c.balance_micros).where(
+    balances.c.account.in_(bindparam("accounts", expanding=True))
+)
+_ADD_TO_BALANCE = (
+    update(balances)
+    .where(balances.c.account == bindparam("a"), balances.c.stripe == bindparam("s"))
+    .values(balance_micros=balances.c.balance_micros + bindparam("d"))
+)
+_HEAD_FOR_UPDATE = select(journal_head).where(journal_head.c.id == 1).with_for_update()
+_ADVANCE_HEAD = update(journal_head).where(journal_head.c.id == 1).values(
+    last_seq=bindparam("seq"), last_hash=bindparam("digest"), last_at_us=bindparam("at_us")
+)
+_INSERT_JOURNAL = journal.insert()
+_INSERT_POSTINGS = postings.insert()
+_INSERT_ENTRIES = agent_entries.insert()
+_ADD_TO_AGENT = (
+    update(agents).where(agents.c.address == bindparam("b_agent"))
+    .values(
+        total_in_micros=agents.c.total_in_micros + bindparam("d_in"),
+        total_out_micros=agents.c.total_out_micros + bindparam("d_out"),
+        last_seq=bindparam("seq"),
+        updated_at_us=bindparam("at_us"),
+    )
+)
+_SET_CREDIT_LIMIT = update(agents).where(agents.c.address == bindparam("b_agent")).values(
+    credit_limit_micros=bindparam("limit")
+)
+_FIND_UNIQUE = select(unique_keys.c.first_seq, unique_keys.c.last_seq, unique_keys.c.fingerprint).where(
+    unique_keys.c.scope == bindparam("scope"), unique_keys.c.key == bindparam("key")
+)
+_INSERT_UNIQUE = unique_keys.insert()
+_INSERT_HOLD = holds.insert()
+_ADD_TO_HOLD = (
+    update(holds)
+    .where(holds.c.kind == bindparam("k"), holds.c.agent == bindparam("b_agent"), holds.c.reference == bindparam("ref"))
+    .values(
+        amount_micros=holds.c.amount_micros + bindparam("d_amount"),
+        remaining_micros=holds.c.remaining_micros + bindparam("d_remaining"),
+        credit_micros=holds.c.credit_micros + bindparam("d_credit"),
+        confirmed_micros=holds.c.confirmed_micros + bindparam("d_confirmed"),
+        released_micros=holds.c.released_micros + bindparam("d_released"),
+        updated_seq=bindparam("seq"),
+    )
+)
+_HOLDS_OF = select(holds).where(
+    tuple_(holds.c.kind, holds.c.agent, holds.c.reference).in_(bindparam("keys", expanding=True))
+)
+
+
 # --- agent state --------------------------------------------------------------
 
 
@@ -101,17 +160,16 @@ def _ensure_agents(conn: Connection, missing: Iterable[str]) -> None:
 def lock_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
     """Lock the agents' rows in address order (creating them if new) and read their state."""
     ordered = sorted(set(addresses))
-    query = select(agents).where(agents.c.address.in_(ordered)).order_by(agents.c.address).with_for_update()
-    rows = {r.address: r for r in conn.execute(query)}
+    rows = {r.address: r for r in conn.execute(_AGENTS_FOR_UPDATE, {"addresses": ordered})}
     if len(rows) < len(ordered):
         _ensure_agents(conn, set(ordered) - rows.keys())
-        rows = {r.address: r for r in conn.execute(query)}
+        rows = {r.address: r for r in conn.execute(_AGENTS_FOR_UPDATE, {"addresses": ordered})}
     return _agent_states(conn, rows)
 
 
 def read_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
     """The agents' current state without locking; unknown agents read as all zero."""
-    rows = {r.address: r for r in conn.execute(select(agents).where(agents.c.address.in_(list(addresses))))}
+    rows = {r.address: r for r in conn.execute(_AGENTS, {"addresses": list(addresses)})}
     states = _agent_states(conn, rows)
     return {a: states.get(a, AgentState(a)) for a in addresses}
 
@@ -120,9 +178,7 @@ def _agent_states(conn: Connection, rows: dict[str, Any]) -> dict[str, AgentStat
     names = {name: (a, bucket) for a in rows for bucket, name in acct.agent_accounts(a).items()}
     sums: dict[str, dict[acct.AgentBucket, int]] = defaultdict(lambda: defaultdict(int))
     if names:
-        for account, amount in conn.execute(
-            select(balances.c.account, balances.c.balance_micros).where(balances.c.account.in_(list(names)))
-        ):
+        for account, amount in conn.execute(_BALANCES_OF, {"accounts": list(names)}):
             a, bucket = names[account]
             sums[a][bucket] += amount
     return {a: _state(a, sums[a], r.credit_limit_micros, r.total_in_micros, r.total_out_micros)
@@ -195,7 +251,7 @@ def read_holds(conn: Connection, keys: Sequence[HoldKey]) -> dict[HoldKey, HoldS
     found: dict[HoldKey, HoldState | None] = {k: None for k in keys}
     if keys:
         wanted = [(k.value, a, r) for k, a, r in keys]
-        for r in conn.execute(select(holds).where(tuple_(holds.c.kind, holds.c.agent, holds.c.reference).in_(wanted))):
+        for r in conn.execute(_HOLDS_OF, {"keys": wanted}):
             found[(HoldKind(r.kind), r.agent, r.reference)] = _hold_state(r)
     return found
 
@@ -220,18 +276,14 @@ def list_holds(
 
 
 def find_unique(conn: Connection, key: UniqueKey) -> tuple[int, int, str] | None:
-    row = conn.execute(
-        select(unique_keys.c.first_seq, unique_keys.c.last_seq, unique_keys.c.fingerprint)
-        .where(unique_keys.c.scope == key.scope, unique_keys.c.key == key.key)
-    ).first()
+    row = conn.execute(_FIND_UNIQUE, {"scope": key.scope, "key": key.key}).first()
     return (row.first_seq, row.last_seq, row.fingerprint) if row else None
 
 
 def claim_unique(conn: Connection, key: UniqueKey, first_seq: int, last_seq: int, fingerprint: str) -> None:
     """Record a used key; a concurrent claimer gets an IntegrityError and retries into the typed error."""
-    conn.execute(unique_keys.insert().values(
-        scope=key.scope, key=key.key, first_seq=first_seq, last_seq=last_seq, fingerprint=fingerprint
-    ))
+    conn.execute(_INSERT_UNIQUE, {"scope": key.scope, "key": key.key, "first_seq": first_seq,
+                                  "last_seq": last_seq, "fingerprint": fingerprint})
 
 
 # --- recording a transaction ------------------------------------------------------
@@ -251,17 +303,12 @@ def record(conn: Connection, draft: TransactionDraft, now: datetime) -> Transact
         deltas[(p.account, 0 if info.agent else stripe)] += p.amount_micros
     changed = [{"a": a, "s": s, "d": d} for (a, s), d in sorted(deltas.items()) if d]
     if changed:
-        result = conn.execute(
-            update(balances)
-            .where(balances.c.account == bindparam("a"), balances.c.stripe == bindparam("s"))
-            .values(balance_micros=balances.c.balance_micros + bindparam("d")),
-            changed,
-        )
+        result = conn.execute(_ADD_TO_BALANCE, changed)
         if result.rowcount not in (-1, len(changed)):
             raise InvariantViolation("a posting names an account that has no balance row")
 
     # (3) the chain head, last.
-    head = conn.execute(select(journal_head).where(journal_head.c.id == 1).with_for_update()).one()
+    head = conn.execute(_HEAD_FOR_UPDATE).one()
     seq = head.last_seq + 1
     occurred_us = max(to_us(now), head.last_at_us)  # times never run backwards along the chain
     occurred_at = from_us(occurred_us)
@@ -274,39 +321,32 @@ def record(conn: Connection, draft: TransactionDraft, now: datetime) -> Transact
         credit_limit_micros=draft.credit_limit_micros, reverses_seq=draft.reverses_seq,
         prev_hash=head.last_hash,
     )
-    conn.execute(
-        update(journal_head).where(journal_head.c.id == 1)
-        .values(last_seq=seq, last_hash=digest, last_at_us=occurred_us)
-    )
-    conn.execute(journal.insert().values(
-        seq=seq, id=tx_id, kind=draft.kind.value, occurred_at_us=occurred_us, agent=draft.agent,
-        counterparty=draft.counterparty, amount_micros=draft.amount_micros, reference=draft.reference,
-        tx_hash=draft.tx_hash, memo=draft.memo, credit_limit_micros=draft.credit_limit_micros,
-        reverses_seq=draft.reverses_seq,
-        metadata_json=_dump_metadata(draft.metadata, draft.hold_effects),
-        prev_hash=head.last_hash, hash=digest,
-    ))
+    conn.execute(_ADVANCE_HEAD, {"seq": seq, "digest": digest, "at_us": occurred_us})
+    conn.execute(_INSERT_JOURNAL, {
+        "seq": seq, "id": tx_id, "kind": draft.kind.value, "occurred_at_us": occurred_us, "agent": draft.agent,
+        "counterparty": draft.counterparty, "amount_micros": draft.amount_micros, "reference": draft.reference,
+        "tx_hash": draft.tx_hash, "memo": draft.memo, "credit_limit_micros": draft.credit_limit_micros,
+        "reverses_seq": draft.reverses_seq,
+        "metadata_json": _dump_metadata(draft.metadata, draft.hold_effects),
+        "prev_hash": head.last_hash, "hash": digest,
+    })
     if posting_rows:
-        conn.execute(postings.insert(), [
+        conn.execute(_INSERT_POSTINGS, [
             {"seq": seq, "idx": i, "account": a, "amount_micros": m, "currency": c, "reference": r}
             for i, (a, m, c, r) in enumerate(posting_rows)
         ])
     flows = _merge_flows(draft.flows)
-    conn.execute(agent_entries.insert(), [
+    conn.execute(_INSERT_ENTRIES, [
         {"agent": f.agent, "seq": seq, "total_in_delta_micros": f.total_in_micros,
          "total_out_delta_micros": f.total_out_micros}
         for f in flows
     ])
-    for f in flows:
-        values: dict[str, Any] = {
-            "total_in_micros": agents.c.total_in_micros + f.total_in_micros,
-            "total_out_micros": agents.c.total_out_micros + f.total_out_micros,
-            "last_seq": seq,
-            "updated_at_us": occurred_us,
-        }
-        if draft.credit_limit_micros is not None and f.agent == draft.agent:
-            values["credit_limit_micros"] = draft.credit_limit_micros
-        conn.execute(update(agents).where(agents.c.address == f.agent).values(**values))
+    conn.execute(_ADD_TO_AGENT, [
+        {"b_agent": f.agent, "d_in": f.total_in_micros, "d_out": f.total_out_micros, "seq": seq, "at_us": occurred_us}
+        for f in flows
+    ])
+    if draft.credit_limit_micros is not None:
+        conn.execute(_SET_CREDIT_LIMIT, {"b_agent": draft.agent, "limit": draft.credit_limit_micros})
     for e in draft.hold_effects:
         _apply_hold_effect(conn, e, seq)
     return Transaction(
@@ -329,25 +369,18 @@ def _merge_flows(flows: Iterable[AgentFlow]) -> tuple[AgentFlow, ...]:
 
 def _apply_hold_effect(conn: Connection, e: HoldEffect, seq: int) -> None:
     if e.creates:
-        conn.execute(holds.insert().values(
-            kind=e.kind.value, agent=e.agent, reference=e.reference, amount_micros=e.amount_micros,
-            remaining_micros=e.remaining_micros, credit_micros=e.credit_micros,
-            confirmed_micros=e.confirmed_micros, released_micros=e.released_micros,
-            expires_at_us=to_us(e.expires_at) if e.expires_at else None, created_seq=seq, updated_seq=seq,
-        ))
+        conn.execute(_INSERT_HOLD, {
+            "kind": e.kind.value, "agent": e.agent, "reference": e.reference, "amount_micros": e.amount_micros,
+            "remaining_micros": e.remaining_micros, "credit_micros": e.credit_micros,
+            "confirmed_micros": e.confirmed_micros, "released_micros": e.released_micros,
+            "expires_at_us": to_us(e.expires_at) if e.expires_at else None, "created_seq": seq, "updated_seq": seq,
+        })
         return
-    result = conn.execute(
-        update(holds)
-        .where(holds.c.kind == e.kind.value, holds.c.agent == e.agent, holds.c.reference == e.reference)
-        .values(
-            amount_micros=holds.c.amount_micros + e.amount_micros,
-            remaining_micros=holds.c.remaining_micros + e.remaining_micros,
-            credit_micros=holds.c.credit_micros + e.credit_micros,
-            confirmed_micros=holds.c.confirmed_micros + e.confirmed_micros,
-            released_micros=holds.c.released_micros + e.released_micros,
-            updated_seq=seq,
-        )
-    )
+    result = conn.execute(_ADD_TO_HOLD, {
+        "k": e.kind.value, "b_agent": e.agent, "ref": e.reference, "d_amount": e.amount_micros,
+        "d_remaining": e.remaining_micros, "d_credit": e.credit_micros, "d_confirmed": e.confirmed_micros,
+        "d_released": e.released_micros, "seq": seq,
+    })
     if result.rowcount != 1:
         raise InvariantViolation(f"{e.kind.value} {e.reference!r} of {e.agent} has no row to update")
 
