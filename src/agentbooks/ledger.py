@@ -135,29 +135,34 @@ class Ledger:
 
     def get_balance(self, agent: str, *, as_of: datetime | int | str | None = None) -> Balance:
         address = normalize_address(agent)
+        if as_of is None:
+            state, updated_at, seq = self.service.read(
+                lambda conn: store.balance_snapshot(conn, address), single_statement=True
+            )
+            return self._balance(address, state, updated_at, seq)
 
         def read(conn: Any) -> Balance:
             seq = self._as_of_seq(conn, as_of)
-            if seq is None:
-                state = store.read_agents(conn, [address])[address]
-                last_seq, updated_at = store.agent_updated_at(conn, address)
-                seq = store.head(conn)[0]
-            else:
-                state, updated_at = store.agent_state_at(conn, address, seq)
-            return Balance(
-                agent_addr=address,
-                available=to_decimal(state.available_micros),
-                pending=to_decimal(state.pending_micros),
-                escrowed=to_decimal(state.escrowed_micros),
-                credit_limit=to_decimal(state.credit_limit_micros),
-                credit_used=to_decimal(state.credit_used_micros),
-                total_in=to_decimal(state.total_in_micros),
-                total_out=to_decimal(state.total_out_micros),
-                updated_at=updated_at,
-                as_of_seq=seq,
-            )
+            assert seq is not None
+            state, updated_at = store.agent_state_at(conn, address, seq)
+            return self._balance(address, state, updated_at, seq)
 
         return self.service.read(read)
+
+    @staticmethod
+    def _balance(address: str, state: Any, updated_at: datetime | None, seq: int) -> Balance:
+        return Balance(
+            agent_addr=address,
+            available=to_decimal(state.available_micros),
+            pending=to_decimal(state.pending_micros),
+            escrowed=to_decimal(state.escrowed_micros),
+            credit_limit=to_decimal(state.credit_limit_micros),
+            credit_used=to_decimal(state.credit_used_micros),
+            total_in=to_decimal(state.total_in_micros),
+            total_out=to_decimal(state.total_out_micros),
+            updated_at=updated_at,
+            as_of_seq=seq,
+        )
 
     def get_credit_info(self, agent: str) -> tuple[Decimal, Decimal]:
         balance = self.get_balance(agent)

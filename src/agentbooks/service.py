@@ -54,6 +54,8 @@ def utc_now() -> datetime:
 
 
 def _retryable(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True  # the server dropped a pooled connection; the pool hands out a fresh one
     if isinstance(exc, IntegrityError):
         return True  # a concurrent writer claimed the same key first: retry into the typed error
     sqlstate = getattr(exc.orig, "sqlstate", None)
@@ -180,13 +182,25 @@ class LedgerService:
 
     # --- reads -------------------------------------------------------------------
 
-    def read(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one consistent read snapshot."""
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                return work(conn)
+    def read(self, work: Callable[[Connection], T], *, single_statement: bool = False) -> T:
+        """Run ``work`` in one consistent read snapshot.
+
+        ``single_statement`` reads (one SELECT sees one snapshot by itself)
+        skip the BEGIN/COMMIT round trips on PostgreSQL.
+        """
+        for attempt in range(2):
+            try:
+                with self.engine.connect() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn = conn.execution_options(
+                            isolation_level="AUTOCOMMIT" if single_statement else "REPEATABLE READ"
+                        )
+                    with conn.begin():
+                        return work(conn)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt:
+                    raise  # only a connection the server dropped (restart, idle timeout) is retried
+        raise AssertionError("unreachable")
 
     def stream(self, *, after_seq: int = 0, upto_seq: int | None = None, page_size: int = 1000) -> Iterator[Transaction]:
         """The journal in sequence order; each page is its own short read."""

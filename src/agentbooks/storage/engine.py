@@ -37,7 +37,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":  # plain postgresql:// means psycopg 3 here
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # No pre-ping round trip per checkout: the service retries a write or
+        # read whose pooled connection the server had dropped.
+        return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
     raise InvalidArgument(f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://")
 
 

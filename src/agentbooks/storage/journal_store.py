@@ -198,11 +198,37 @@ def _state(agent: str, sums: dict[acct.AgentBucket, int], limit: int, total_in: 
     )
 
 
-def agent_updated_at(conn: Connection, agent: str) -> tuple[int | None, datetime | None]:
-    row = conn.execute(select(agents.c.last_seq, agents.c.updated_at_us).where(agents.c.address == agent)).first()
-    if row is None or row.last_seq is None:
-        return None, None
-    return row.last_seq, from_us(row.updated_at_us)
+_BALANCE_SNAPSHOT = (
+    select(
+        journal_head.c.last_seq.label("head_seq"),
+        agents.c.total_in_micros, agents.c.total_out_micros, agents.c.credit_limit_micros, agents.c.updated_at_us,
+        balances.c.account, balances.c.balance_micros,
+    )
+    .select_from(journal_head)
+    .outerjoin(agents, agents.c.address == bindparam("agent"))
+    .outerjoin(balances, balances.c.account.in_(bindparam("accounts", expanding=True)))
+    .where(journal_head.c.id == 1)
+)
+
+
+def balance_snapshot(conn: Connection, agent: str) -> tuple[AgentState, datetime | None, int]:
+    """The agent's state, when it last changed, and the journal sequence it is as of.
+
+    One statement, so it is one consistent snapshot on either engine even
+    outside an explicit transaction: the hot read of the API.
+    """
+    names = {name: bucket for bucket, name in acct.agent_accounts(agent).items()}
+    rows = conn.execute(_BALANCE_SNAPSHOT, {"agent": agent, "accounts": list(names)}).all()
+    first = rows[0]
+    if first.total_in_micros is None:  # no such agent yet: all zero
+        return AgentState(agent), None, first.head_seq
+    sums: dict[acct.AgentBucket, int] = defaultdict(int)
+    for r in rows:
+        if r.account is not None:
+            sums[names[r.account]] += r.balance_micros
+    state = _state(agent, sums, first.credit_limit_micros, first.total_in_micros, first.total_out_micros)
+    updated_at = from_us(first.updated_at_us) if first.updated_at_us is not None else None
+    return state, updated_at, first.head_seq
 
 
 def agent_state_at(conn: Connection, agent: str, seq: int) -> tuple[AgentState, datetime | None]:
@@ -462,8 +488,11 @@ def has_deposit(conn: Connection, tx_hash: str) -> bool:
 # --- balances and the journal's position ------------------------------------------------
 
 
+_HEAD = select(journal_head).where(journal_head.c.id == 1)
+
+
 def head(conn: Connection) -> tuple[int, str, datetime | None]:
-    row = conn.execute(select(journal_head).where(journal_head.c.id == 1)).one()
+    row = conn.execute(_HEAD).one()
     return row.last_seq, row.last_hash, from_us(row.last_at_us) if row.last_seq else None
 
 
