@@ -78,13 +78,21 @@ def stripe_for(agent: str | None) -> int:
 # so the statements every write executes are constructed here, once, with
 # bind parameters.
 
-_AGENTS_FOR_UPDATE = (
-    select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
-    .order_by(agents.c.address).with_for_update()
+# The agents' rows joined to their balance rows: one statement, one snapshot.
+_AGENT_STATE_ROWS = (
+    select(agents, balances.c.account, balances.c.balance_micros)
+    .select_from(agents)
+    .join(balances, balances.c.account.in_(bindparam("accounts", expanding=True)))
+    .where(agents.c.address.in_(bindparam("addresses", expanding=True)))
 )
-_AGENTS = select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
-_BALANCES_OF = select(balances.c.account, balances.c.balance_micros).where(
-    balances.c.account.in_(bindparam("accounts", expanding=True))
+# Writers lock the agent rows first, in address order, and only then read the
+# balances, in a second statement: under READ COMMITTED a locking join would
+# re-check the locked agent rows after a wait but return the joined balance
+# rows from the statement's older snapshot (the PostgreSQL concurrency test
+# catches that as an overdraft).
+_LOCK_AGENTS = (
+    select(agents.c.address).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
+    .order_by(agents.c.address).with_for_update()
 )
 _ADD_TO_BALANCE = (
     update(balances)
@@ -160,27 +168,28 @@ def _ensure_agents(conn: Connection, missing: Iterable[str]) -> None:
 def lock_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
     """Lock the agents' rows in address order (creating them if new) and read their state."""
     ordered = sorted(set(addresses))
-    rows = {r.address: r for r in conn.execute(_AGENTS_FOR_UPDATE, {"addresses": ordered})}
-    if len(rows) < len(ordered):
-        _ensure_agents(conn, set(ordered) - rows.keys())
-        rows = {r.address: r for r in conn.execute(_AGENTS_FOR_UPDATE, {"addresses": ordered})}
-    return _agent_states(conn, rows)
+    locked = set(conn.execute(_LOCK_AGENTS, {"addresses": ordered}).scalars())
+    if len(locked) < len(ordered):
+        _ensure_agents(conn, set(ordered) - locked)
+        conn.execute(_LOCK_AGENTS, {"addresses": ordered}).all()
+    return _agent_states(conn, ordered)
 
 
 def read_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
     """The agents' current state without locking; unknown agents read as all zero."""
-    rows = {r.address: r for r in conn.execute(_AGENTS, {"addresses": list(addresses)})}
-    states = _agent_states(conn, rows)
+    states = _agent_states(conn, list(addresses))
     return {a: states.get(a, AgentState(a)) for a in addresses}
 
 
-def _agent_states(conn: Connection, rows: dict[str, Any]) -> dict[str, AgentState]:
-    names = {name: (a, bucket) for a in rows for bucket, name in acct.agent_accounts(a).items()}
+def _agent_states(conn: Connection, addresses: list[str]) -> dict[str, AgentState]:
+    names = {name: (a, bucket) for a in addresses for bucket, name in acct.agent_accounts(a).items()}
     sums: dict[str, dict[acct.AgentBucket, int]] = defaultdict(lambda: defaultdict(int))
-    if names:
-        for account, amount in conn.execute(_BALANCES_OF, {"accounts": list(names)}):
-            a, bucket = names[account]
-            sums[a][bucket] += amount
+    rows: dict[str, Any] = {}
+    for r in conn.execute(_AGENT_STATE_ROWS, {"addresses": addresses, "accounts": list(names)}):
+        owner, bucket = names[r.account]
+        if owner == r.address:
+            rows[r.address] = r
+            sums[r.address][bucket] += r.balance_micros
     return {a: _state(a, sums[a], r.credit_limit_micros, r.total_in_micros, r.total_out_micros)
             for a, r in rows.items()}
 
