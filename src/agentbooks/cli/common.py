@@ -13,7 +13,8 @@ from ..config import database_url
 from ..domain.errors import LedgerError
 from ..ledger import Ledger
 
-console = Console()
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 
 DatabaseUrl = typer.Option(None, "--database-url", envvar="AGENTBOOKS_DATABASE_URL",
