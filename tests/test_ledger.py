@@ -81,6 +81,16 @@ def test_refunds_and_reversals_never_create_money(any_ledger):
     assert b.total_in - b.total_out == b.available + b.pending + b.escrowed - b.credit_used
 
 
+def test_a_reversed_deposit_can_be_credited_again_to_the_right_agent(any_ledger):
+    wrong = any_ledger.deposit(ALICE, "5", "0xfeed")
+    any_ledger.reverse(wrong.id, "credited to the wrong agent")
+    any_ledger.deposit(BOB, "5", "0xfeed")
+    with pytest.raises(errors.DuplicateDeposit):
+        any_ledger.deposit(BOB, "5", "0xfeed")
+    assert any_ledger.get_balance(ALICE).total_in == D("0")
+    assert any_ledger.get_balance(BOB).available == D("5")
+
+
 def test_a_failed_operation_writes_nothing(any_ledger):
     any_ledger.deposit(ALICE, "10", "0xd1")
     before = any_ledger.head()

@@ -98,6 +98,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.counter = itertools.count()
         self.recorded: list[tuple[str, str, dict]] = []  # (tx id, kind, model delta)
         self.reversed: set[str] = set()
+        self.key_of: dict[str, tuple] = {}  # tx id → the natural key it claimed (a reversal frees it)
 
     def teardown(self) -> None:
         self.ledger.close()
@@ -146,6 +147,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         if self.attempt("deposit", plan, lambda: self.ledger.deposit(agent, format_micros(amount), tx_hash)):
             self.model.keys.add(("deposit", tx_hash))
+            self.key_of[self.recorded[-1][0]] = ("deposit", tx_hash)
 
     @rule(agent=agents, amount=amounts)
     def withdraw(self, agent, amount):
@@ -309,6 +311,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         if self.attempt("refund", plan, lambda: self.ledger.refund(agent, format_micros(amount), ref)):
             self.model.keys.add(("refund", agent, ref))
+            self.key_of[self.recorded[-1][0]] = ("refund", agent, ref)
 
     @rule(agent=agents, limit=st.integers(0, 40).map(lambda n: n * U))
     def set_credit_limit(self, agent, limit):
@@ -378,6 +381,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         if self.attempt("reversal", plan, lambda: self.ledger.reverse(tx_id, "state machine")):
             self.reversed.add(tx_id)
+            self.model.keys.discard(self.key_of.pop(tx_id, None))  # a reversed deposit may come again
 
     # --- invariants --------------------------------------------------------------
 

@@ -151,6 +151,8 @@ class LedgerService:
         tx = store.record(conn, draft, now)
         if key is not None:
             store.claim_unique(conn, key, tx.seq, tx.seq, fingerprint([op]))
+        if original is not None:
+            store.release_natural_keys(conn, original.seq)
         return tx
 
     @staticmethod

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain import accounts as acct
@@ -319,6 +320,19 @@ def claim_unique(conn: Connection, key: UniqueKey, first_seq: int, last_seq: int
     """Record a used key; a concurrent claimer gets an IntegrityError and retries into the typed error."""
     conn.execute(_INSERT_UNIQUE, {"scope": key.scope, "key": key.key, "first_seq": first_seq,
                                   "last_seq": last_seq, "fingerprint": fingerprint})
+
+
+# Natural keys (deposit, withdrawal and refund keys, transfer references) that a
+# reversed transaction had claimed: a reversed deposit no longer counts, so the
+# same on-chain transfer may be credited again, correctly this time. Request
+# idempotency keys stay: they describe the request, not the money.
+_RELEASE_NATURAL_KEYS = sa_delete(unique_keys).where(
+    unique_keys.c.first_seq == bindparam("seq"), unique_keys.c.scope.not_in(["idempotency", "reversal"])
+)
+
+
+def release_natural_keys(conn: Connection, seq: int) -> None:
+    conn.execute(_RELEASE_NATURAL_KEYS, {"seq": seq})
 
 
 # --- recording a transaction ------------------------------------------------------
