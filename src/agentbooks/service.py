@@ -95,6 +95,10 @@ class LedgerService:
         request_fp = fingerprint(ops)
         return self._with_retries(lambda conn: self._execute_once(conn, ops, idempotency_key, request_fp))
 
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run a write that is not a journal operation (API keys) in one retried transaction."""
+        return self._with_retries(work)
+
     def _with_retries(self, work: Callable[[Connection], T]) -> T:
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -119,9 +123,7 @@ class LedgerService:
             if found is not None:
                 first_seq, last_seq, stored_fp = found
                 if stored_fp != request_fp:
-                    raise IdempotencyConflict(
-                        "this Idempotency-Key was used with a different request", idempotency_key=idempotency_key
-                    )
+                    raise IdempotencyConflict("this idempotency key was used with a different request")
                 return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
         now = self.clock()
         results = [self._apply(conn, op, now) for op in ops]

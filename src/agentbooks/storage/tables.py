@@ -146,3 +146,14 @@ journal_head = Table(
     Column("last_hash", HASH, nullable=False),
     Column("last_at_us", BigInteger, nullable=False),
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("key_hash", HASH, nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("agent", ADDRESS, nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("revoked_at_us", BigInteger, nullable=True),
+)

@@ -1,0 +1,56 @@
+"""Reads of the whole books, for accountants, reconciliation and the admin."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+from fastapi import APIRouter, Depends, Query
+
+from ..domain.money import format_micros
+from ..ledger import Ledger
+from . import schemas as s
+from .deps import get_ledger, require_reader
+
+router = APIRouter(prefix="/v1", tags=["books"], dependencies=[Depends(require_reader)])
+ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 422)}
+AT = Query(None, description="RFC 3339 time or a journal sequence number")
+
+
+def _as_of(at: str | None) -> str | int | None:
+    return int(at) if at is not None and at.isdigit() and len(at) < 19 else at
+
+
+@router.get("/accounts", response_model=s.AccountsOut, responses=ERRORS)
+def rollup(ledger: Ledger = Depends(get_ledger), prefix: str = Query("", max_length=120), at: str | None = AT):
+    """Every account under a prefix (``Agent:<addr>``, ``Platform``, … or all), beancount-signed."""
+    balances = ledger.rollup(prefix, as_of=_as_of(at))
+    total = sum(int(v.scaleb(6)) for v in balances.values())
+    return s.AccountsOut(prefix=prefix, total=format_micros(total), accounts=[
+        s.AccountBalanceOut(account=name, balance=s.decimal_text(v)) for name, v in balances.items()])
+
+
+@router.get("/accounts/{name}", response_model=s.AccountBalanceOut, responses=ERRORS)
+def account_balance(name: str, ledger: Ledger = Depends(get_ledger), at: str | None = AT):
+    return s.AccountBalanceOut(account=name, balance=s.decimal_text(ledger.get_account_balance(name, as_of=_as_of(at))))
+
+
+@router.get("/transactions/{transaction_id}", response_model=s.TransactionEnvelope, responses=ERRORS)
+def transaction(transaction_id: str, ledger: Ledger = Depends(get_ledger)):
+    return s.TransactionEnvelope(transaction=s.transaction_out(ledger.get_transaction(transaction_id)))
+
+
+@router.get("/journal", response_model=s.JournalOut, responses=ERRORS)
+def journal(ledger: Ledger = Depends(get_ledger), after_seq: int = Query(0, ge=0, alias="afterSeq"),
+            limit: int = Query(100, ge=1, le=1000)):
+    """The journal in sequence order after ``afterSeq``: what exporters and reconciliation stream."""
+    page = list(islice(ledger.transactions(after_seq=after_seq, page_size=limit + 1), limit + 1))
+    has_more = len(page) > limit
+    page = page[:limit]
+    return s.JournalOut(transactions=[s.transaction_out(t) for t in page],
+                        next_after_seq=page[-1].seq if page else after_seq, has_more=has_more)
+
+
+@router.get("/holds", response_model=s.HoldsOut, responses=ERRORS)
+def open_holds(ledger: Ledger = Depends(get_ledger)):
+    """Every open hold and escrow."""
+    return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds()])

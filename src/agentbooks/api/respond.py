@@ -1,0 +1,22 @@
+"""Running a ledger write for a route: metrics, idempotent-replay header, JSON body."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from ..domain.model import Transaction
+from .schemas import Wire
+
+REPLAY_HEADER = "Idempotent-Replay"
+
+
+def write(request: Request, kind: str, work: Callable[[], Transaction | Sequence[Transaction]],
+          render: Callable[[Transaction | Sequence[Transaction]], Wire], status_code: int = 200) -> JSONResponse:
+    result = request.app.state.metrics.observe(kind, work)
+    txs = result if isinstance(result, (list, tuple)) else [result]
+    headers = {REPLAY_HEADER: "true"} if any(t.replayed for t in txs) else {}
+    return JSONResponse(render(result).model_dump(by_alias=True, mode="json"), status_code=status_code,
+                        headers=headers)

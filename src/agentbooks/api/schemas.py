@@ -1,0 +1,302 @@
+"""Wire shapes of the HTTP API: camelCase JSON, amounts as 6-decimal strings.
+
+Amounts are ``StrictStr`` on purpose: a JSON number (which a client may have
+built from a float) is refused with 422 rather than guessed at; the ledger's
+own grammar then checks the string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
+
+from ..domain.model import Balance, Entry, HoldState, Transaction
+from ..domain.money import format_micros
+from ..domain.hashing import canonical_time
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+Amount = Field(description="USDC, decimal string with at most 6 places, e.g. \"10.500000\"", examples=["10.50"])
+
+
+# --- request bodies -------------------------------------------------------------------
+
+class DepositBody(Wire):
+    agent_address: StrictStr
+    amount: StrictStr = Amount
+    tx_hash: StrictStr
+    chain_id: StrictInt = 0
+    log_index: StrictInt = 0
+
+
+class WithdrawBody(Wire):
+    amount: StrictStr = Amount
+
+
+class AdminWithdrawBody(Wire):
+    agent_address: StrictStr
+    amount: StrictStr = Amount
+    tx_hash: StrictStr
+
+
+class SpendBody(Wire):
+    amount: StrictStr = Amount
+    session_key_id: StrictStr
+
+
+class HoldBody(Wire):
+    amount: StrictStr = Amount
+    reference: StrictStr
+    expires_at: StrictStr | None = Field(None, description="RFC 3339; the sweep releases what is left after it")
+
+
+class EscrowBody(Wire):
+    amount: StrictStr = Amount
+    reference: StrictStr
+
+
+class TransferBody(Wire):
+    to_agent: StrictStr
+    amount: StrictStr = Amount
+    reference: StrictStr
+
+
+class AmountBody(Wire):
+    amount: StrictStr = Amount
+
+
+class ConfirmBody(Wire):
+    amount: StrictStr = Amount
+    tx_hash: StrictStr | None = None
+
+
+class ReleaseBody(Wire):
+    amount: StrictStr = Amount
+    reason: StrictStr | None = None
+
+
+class SettleHoldBody(Wire):
+    seller: StrictStr
+    amount: StrictStr = Amount
+    fee: StrictStr = "0"
+
+
+class ReleaseEscrowBody(Wire):
+    seller: StrictStr
+    amount: StrictStr = Amount
+
+
+class SettleEscrowBody(Wire):
+    seller: StrictStr
+    seller_amount: StrictStr = Amount
+
+
+class RefundBody(Wire):
+    agent_address: StrictStr
+    amount: StrictStr = Amount
+    reference: StrictStr
+
+
+class CreditLimitBody(Wire):
+    limit: StrictStr = Amount
+
+
+class ReverseBody(Wire):
+    reason: StrictStr
+
+
+class BatchBody(Wire):
+    operations: list[dict[str, Any]] = Field(
+        description='each {"op": "deposit", ...fields in camelCase or snake_case}', max_length=10_000
+    )
+
+
+class ApiKeyBody(Wire):
+    role: StrictStr = Field(description="agent or accountant")
+    agent_address: StrictStr | None = None
+
+
+# --- responses ------------------------------------------------------------------------
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="stable machine-readable code")
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class BalanceFields(Wire):
+    agent_addr: str
+    available: str
+    pending: str
+    escrowed: str
+    credit_limit: str
+    credit_used: str
+    total_in: str
+    total_out: str
+    updated_at: str | None
+    as_of_seq: int
+
+
+class BalanceOut(Wire):
+    balance: BalanceFields
+
+
+class EntryOut(Wire):
+    id: str
+    seq: int
+    agent_addr: str
+    type: str
+    amount: str
+    tx_hash: str | None = None
+    reference: str | None = None
+    description: str | None = None
+    counterparty: str | None = None
+    created_at: str
+
+
+class HistoryOut(Wire):
+    entries: list[EntryOut]
+    next_cursor: int | None
+    has_more: bool
+
+
+class CreditOut(Wire):
+    address: str
+    limit: str
+    used: str
+    available: str
+
+
+class PostingOut(Wire):
+    account: str
+    amount: str
+    currency: str
+    reference: str | None = None
+
+
+class TransactionOut(Wire):
+    id: str
+    seq: int
+    kind: str
+    occurred_at: str
+    agent: str | None
+    counterparty: str | None
+    amount: str
+    reference: str | None
+    tx_hash: str | None
+    memo: str | None
+    postings: list[PostingOut]
+    credit_limit: str | None
+    reverses_seq: int | None
+    metadata: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class TransactionEnvelope(Wire):
+    transaction: TransactionOut
+
+
+class WithdrawOut(Wire):
+    hold_ref: str
+    status: str = "pending"
+    transaction: TransactionOut
+
+
+class BatchOut(Wire):
+    transactions: list[TransactionOut]
+
+
+class JournalOut(Wire):
+    transactions: list[TransactionOut]
+    next_after_seq: int
+    has_more: bool
+
+
+class AccountBalanceOut(Wire):
+    account: str
+    balance: str = Field(description="beancount sign: liabilities and income are negative")
+    as_of_seq: int | None = None
+
+
+class AccountsOut(Wire):
+    prefix: str
+    accounts: list[AccountBalanceOut]
+    total: str
+
+
+class HoldOut(Wire):
+    kind: str
+    agent: str
+    reference: str
+    amount: str
+    remaining: str
+    credit: str
+    confirmed: str
+    released: str
+    expires_at: str | None
+    created_seq: int
+
+
+class HoldsOut(Wire):
+    holds: list[HoldOut]
+
+
+class ApiKeyOut(Wire):
+    key_id: str
+    api_key: str = Field(description="shown once; store it now")
+    role: str
+    agent_address: str | None
+
+
+# --- domain → wire ------------------------------------------------------------------
+
+def micros_text(micros: int) -> str:
+    return format_micros(micros)
+
+
+def decimal_text(value: Any) -> str:
+    return f"{value:.6f}"
+
+
+def time_text(moment: Any) -> str | None:
+    return canonical_time(moment) if moment is not None else None
+
+
+def balance_out(b: Balance) -> BalanceOut:
+    return BalanceOut(balance=BalanceFields(
+        agent_addr=b.agent_addr, available=decimal_text(b.available), pending=decimal_text(b.pending),
+        escrowed=decimal_text(b.escrowed), credit_limit=decimal_text(b.credit_limit),
+        credit_used=decimal_text(b.credit_used), total_in=decimal_text(b.total_in),
+        total_out=decimal_text(b.total_out), updated_at=time_text(b.updated_at), as_of_seq=b.as_of_seq,
+    ))
+
+
+def entry_out(e: Entry) -> EntryOut:
+    return EntryOut(id=e.id, seq=e.seq, agent_addr=e.agent_addr, type=e.type, amount=decimal_text(e.amount),
+                    tx_hash=e.tx_hash, reference=e.reference, description=e.description,
+                    counterparty=e.counterparty, created_at=time_text(e.created_at) or "")
+
+
+def transaction_out(t: Transaction) -> TransactionOut:
+    return TransactionOut(
+        id=t.id, seq=t.seq, kind=t.kind.value, occurred_at=time_text(t.occurred_at) or "", agent=t.agent,
+        counterparty=t.counterparty, amount=micros_text(t.amount_micros), reference=t.reference,
+        tx_hash=t.tx_hash, memo=t.memo,
+        postings=[PostingOut(account=p.account, amount=micros_text(p.amount_micros), currency=p.currency,
+                             reference=p.reference) for p in t.postings],
+        credit_limit=micros_text(t.credit_limit_micros) if t.credit_limit_micros is not None else None,
+        reverses_seq=t.reverses_seq, metadata=dict(t.metadata), prev_hash=t.prev_hash, hash=t.hash,
+    )
+
+
+def hold_out(h: HoldState) -> HoldOut:
+    return HoldOut(kind=h.kind.value, agent=h.agent, reference=h.reference, amount=micros_text(h.amount_micros),
+                   remaining=micros_text(h.remaining_micros), credit=micros_text(h.credit_micros),
+                   confirmed=micros_text(h.confirmed_micros), released=micros_text(h.released_micros),
+                   expires_at=time_text(h.expires_at), created_seq=h.created_seq)
