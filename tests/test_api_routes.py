@@ -269,3 +269,34 @@ def test_openapi_documents_every_route_and_error(api):
         for method, op in methods.items():
             if path.startswith("/v1/"):
                 assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
+
+
+@pytest.mark.parametrize("method, path, body, status, code", [
+    ("get", "/v1/accounts?at=\u00b2", None, 400, "invalid_timestamp"),  # isdigit() is true for "²"
+    ("get", f"/v1/journal?afterSeq={2**70}", None, 422, "invalid_request"),
+    ("get", f"/v1/agents/{ALICE}/ledger?cursor={2**63}", None, 422, "invalid_request"),
+    ("get", f"/v1/accounts?at={10**17}", None, 200, None),  # a sequence beyond the head: the books as of now
+    ("get", f"/v1/agents/{ALICE}/balance?at=0001-01-01T00:00:00%2B14:00", None, 400, "invalid_timestamp"),
+    ("get", f"/v1/agents/{ALICE}/balance?at=9999-12-31T23:59:59-14:00", None, 400, "invalid_timestamp"),
+    ("post", f"/v1/agents/{ALICE}/holds", {"amount": "1", "reference": "h", "expiresAt": "9999-12-31T23:59:59-14:00"},
+     400, "invalid_timestamp"),
+    ("post", f"/v1/agents/{ALICE}/spend", {"amount": "9" * 5000, "sessionKeyId": "sk"}, 400, "invalid_amount"),
+])
+def test_hostile_inputs_get_a_clear_4xx_never_a_500(api, method, path, body, status, code):
+    headers = {**api.admin, "X-Request-ID": "\xff\xfe".encode("latin-1")}
+    r = api.client.request(method.upper(), path, json=body, headers=headers)
+    assert r.status_code == status, r.text
+    if code:
+        assert r.json()["error"] == code
+    assert len(r.headers["X-Request-ID"]) == 32  # a non-ASCII request id is replaced, not echoed
+
+
+def test_a_bug_still_answers_in_the_error_shape_with_a_request_id(api, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(api.ledger, "get_balance", broken)
+    r = api.client.get(f"/v1/agents/{ALICE}/balance", headers={**api.alice, "X-Request-ID": "req-42"})
+    assert (r.status_code, r.json()["error"], r.headers["X-Request-ID"]) == (500, "internal_error", "req-42")
+    assert "simulated" not in r.text
+    assert 'status="500"' in api.client.get("/metrics").text

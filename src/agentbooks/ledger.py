@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from . import requests as req
+from .requests import check_seq
 from .domain import accounts as acct
 from .domain.addresses import normalize_address
 from .domain.errors import InvalidArgument, NotFound
@@ -128,9 +129,7 @@ class Ledger:
         if isinstance(as_of, bool):
             raise InvalidArgument("as_of must be a time or a journal sequence", field="as_of")
         if isinstance(as_of, int):
-            if as_of < 0:
-                raise InvalidArgument("as_of sequence must be >= 0", field="as_of")
-            return as_of
+            return check_seq(as_of, field="as_of")
         return store.seq_at(conn, req.parse_time(as_of, field="as_of"))
 
     def get_balance(self, agent: str, *, as_of: datetime | int | str | None = None) -> Balance:
@@ -179,6 +178,8 @@ class Ledger:
         address = normalize_address(agent)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_LIMIT:
             raise InvalidArgument(f"limit must be 1..{MAX_HISTORY_LIMIT}", field="limit")
+        if before_seq is not None:
+            check_seq(before_seq, field="before_seq")
         txs = self.service.read(lambda c: store.agent_history(c, address, limit=limit, before_seq=before_seq))
         return [
             Entry(
@@ -215,6 +216,9 @@ class Ledger:
 
     def transactions(self, *, after_seq: int = 0, upto_seq: int | None = None, page_size: int = 1000) -> Iterator[Transaction]:
         """Stream the journal in sequence order (exporters and reconciliation read this)."""
+        check_seq(after_seq, field="after_seq")
+        if upto_seq is not None:
+            check_seq(upto_seq, field="upto_seq")
         return self.service.stream(after_seq=after_seq, upto_seq=upto_seq, page_size=page_size)
 
     def head(self) -> tuple[int, str]:

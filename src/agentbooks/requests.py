@@ -8,7 +8,7 @@ every entry point accepts exactly the same grammar.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from .domain import operations as ops
@@ -31,7 +31,18 @@ def parse_time(value: object, *, field: str = "at") -> datetime:
         raise InvalidTimestamp(f"{field} must be a timestamp", field=field)
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidTimestamp(f"{field} needs a UTC offset (for example 2026-01-01T00:00:00Z)", field=field)
-    return value
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 has no UTC equivalent
+        raise InvalidTimestamp(f"{field} is out of range", field=field) from None
+
+
+MAX_SEQ = 2**62
+
+
+def check_seq(value: object, *, field: str) -> int:
+    """A journal sequence number: a non-negative int that fits a BIGINT."""
+    return _int(value, field, high=MAX_SEQ)
 
 
 def _hash(value: object, field: str = "tx_hash") -> str:

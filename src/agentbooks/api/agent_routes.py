@@ -11,7 +11,7 @@ from ..domain.money import to_decimal
 from ..requests import parse_time
 from ..ledger import Ledger
 from . import schemas as s
-from .deps import agent_mover, agent_reader, get_ledger, idempotency_key
+from .deps import MAX_SEQ, agent_mover, agent_reader, get_ledger, idempotency_key
 from .respond import write
 
 router = APIRouter(prefix="/v1/agents/{address}", tags=["agents"])
@@ -28,7 +28,7 @@ def get_balance(agent: str = Depends(agent_reader), ledger: Ledger = Depends(get
 @router.get("/ledger", response_model=s.HistoryOut, responses=ERRORS)
 def get_history(agent: str = Depends(agent_reader), ledger: Ledger = Depends(get_ledger),
                 limit: int = Query(50, ge=1, le=500),
-                cursor: int | None = Query(None, ge=1, description="nextCursor of the previous page")) -> s.HistoryOut:
+                cursor: int | None = Query(None, ge=1, le=MAX_SEQ, description="nextCursor of the previous page")) -> s.HistoryOut:
     """The agent's entries, newest first; the cursor is a journal sequence, stable under concurrent writes."""
     entries = ledger.get_history(agent, limit + 1, before_seq=cursor)
     page = entries[:limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from itertools import islice
 
 from fastapi import APIRouter, Depends, Query
@@ -9,15 +10,19 @@ from fastapi import APIRouter, Depends, Query
 from ..domain.money import format_micros
 from ..ledger import Ledger
 from . import schemas as s
-from .deps import get_ledger, require_reader
+from .deps import MAX_SEQ, get_ledger, require_reader
 
 router = APIRouter(prefix="/v1", tags=["books"], dependencies=[Depends(require_reader)])
 ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 422)}
 AT = Query(None, description="RFC 3339 time or a journal sequence number")
 
 
+_SEQUENCE = re.compile(r"[0-9]{1,18}")
+
+
 def _as_of(at: str | None) -> str | int | None:
-    return int(at) if at is not None and at.isdigit() and len(at) < 19 else at
+    """A journal sequence if ``at`` is plain ASCII digits, else an RFC 3339 time."""
+    return int(at) if at is not None and _SEQUENCE.fullmatch(at) else at
 
 
 @router.get("/accounts", response_model=s.AccountsOut, responses=ERRORS)
@@ -40,7 +45,7 @@ def transaction(transaction_id: str, ledger: Ledger = Depends(get_ledger)):
 
 
 @router.get("/journal", response_model=s.JournalOut, responses=ERRORS)
-def journal(ledger: Ledger = Depends(get_ledger), after_seq: int = Query(0, ge=0, alias="afterSeq"),
+def journal(ledger: Ledger = Depends(get_ledger), after_seq: int = Query(0, ge=0, le=MAX_SEQ, alias="afterSeq"),
             limit: int = Query(100, ge=1, le=1000)):
     """The journal in sequence order after ``afterSeq``: what exporters and reconciliation stream."""
     page = list(islice(ledger.transactions(after_seq=after_seq, page_size=limit + 1), limit + 1))

@@ -11,6 +11,7 @@ from ..domain.addresses import normalize_address
 from ..ledger import Ledger
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+MAX_SEQ = 2**62  # journal sequences are BIGINT; larger query values are refused, not overflowed
 
 
 class AuthError(HTTPException):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException  # the base class: also body-parsing and routing errors
 
 from ..domain.errors import LedgerError
 
@@ -45,12 +46,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.detail, dict) and "error" in exc.detail:
             body = exc.detail
         else:
-            body = _body({404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error"),
-                         str(exc.detail))
+            body = _body({400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
+                exc.status_code, "http_error"), str(exc.detail))
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
-        return JSONResponse(_body("internal_error", "internal error; the request id is in X-Request-ID"),
-                            status_code=500)
+
+
+def internal_error(request_id: str) -> JSONResponse:
+    """A bug, not bad input: logged with the request id, answered without internals."""
+    log.exception("unhandled error", extra={"request_id": request_id})
+    return JSONResponse(_body("internal_error", "internal error; quote the X-Request-ID header when reporting it"),
+                        status_code=500)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import time
 import uuid
@@ -12,8 +13,10 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from ..domain.errors import LedgerError
+from .errors import internal_error
 
 T = TypeVar("T")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")  # echoed back in a header: keep it plain ASCII
 log = logging.getLogger("agentbooks.api")
 
 
@@ -60,10 +63,13 @@ def install_observability(app: FastAPI, metrics: Metrics) -> None:
     @app.middleware("http")
     async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
         incoming = request.headers.get("x-request-id", "")
-        request_id = incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         request.state.request_id = request_id
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # a bug: still answered in our shape, with the request id, and counted
+            response = internal_error(request_id)
         elapsed = time.perf_counter() - started
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")

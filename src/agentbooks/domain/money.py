@@ -19,7 +19,9 @@ MICROS_PER_UNIT = 10**DECIMALS
 # a signed 64-bit BIGINT (about 9.22 x 10^12 USDC).
 MAX_AMOUNT_MICROS = 10**9 * MICROS_PER_UNIT
 
-_AMOUNT_RE = re.compile(r"[0-9]+(?:\.[0-9]{1,6})?")
+# Bounded digits: Python refuses int() of over 4300 digits, and no amount under
+# the cap needs more than 10 (leading zeros are tolerated up to 20).
+_AMOUNT_RE = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,6})?")
 _QUANT = Decimal(1).scaleb(-DECIMALS)
 
 
@@ -30,8 +32,8 @@ def parse_amount(value: object, *, allow_zero: bool = False, field: str = "amoun
     if isinstance(value, int):
         micros = value * MICROS_PER_UNIT
     elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise InvalidAmount(f"{field} must be finite", field=field)
+        if not value.is_finite() or value.adjusted() > 12:  # bound before scaling: 1E+5000 is no amount
+            raise InvalidAmount(f"{field} must be a finite amount under the cap", field=field)
         scaled = value.scaleb(DECIMALS)
         if scaled != scaled.to_integral_value():
             raise InvalidAmount(f"{field} has more than {DECIMALS} decimal places", field=field)
