@@ -132,6 +132,13 @@ class Ledger:
             return check_seq(as_of, field="as_of")
         return store.seq_at(conn, req.parse_time(as_of, field="as_of"))
 
+    def resolve_as_of(self, as_of: datetime | int | str | None) -> int:
+        """The journal sequence a report "as of" a time or sequence means (the head for None)."""
+        if as_of is None:
+            return self.head()[0]
+        seq = self.service.read(lambda conn: self._as_of_seq(conn, as_of))
+        return min(seq, self.head()[0]) if seq is not None else self.head()[0]
+
     def get_balance(self, agent: str, *, as_of: datetime | int | str | None = None) -> Balance:
         address = normalize_address(agent)
         if as_of is None:

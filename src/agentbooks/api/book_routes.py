@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from itertools import islice
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from ..domain.money import format_micros
 from ..ledger import Ledger
+from ..render import render
+from ..reports import build_report
 from . import schemas as s
 from .deps import MAX_SEQ, get_ledger, require_reader
 
@@ -59,3 +61,19 @@ def journal(ledger: Ledger = Depends(get_ledger), after_seq: int = Query(0, ge=0
 def open_holds(ledger: Ledger = Depends(get_ledger)):
     """Every open hold and escrow."""
     return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds()])
+
+
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "html": "text/html; charset=utf-8",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+@router.get("/reports/{name}", responses={**ERRORS, 200: {"content": {t: {} for t in MEDIA_TYPES.values()},
+                                                         "description": "the rendered report"}})
+def report(name: str, ledger: Ledger = Depends(get_ledger),
+           format: str = Query("json", pattern="^(csv|json|html|xlsx)$"),
+           at: str | None = AT, start: str | None = Query(None, alias="from", description="period start"),
+           agent: str | None = Query(None, description="the agent, for agent-statement")) -> Response:
+    """The same reports as ``agentbooks report`` (trial-balance, balance-sheet, income-statement,
+    agent-statement, journal, credit-exposure, open-holds), rendered as JSON, CSV, HTML or XLSX."""
+    data = build_report(ledger, name, as_of=_as_of(at), start=_as_of(start), agent=agent)
+    return Response(render(data, format), media_type=MEDIA_TYPES[format])

@@ -10,6 +10,7 @@ from rich.table import Table
 from ..demo import AGENTS, ScriptedClock, run_demo_day
 from ..domain.money import format_micros
 from ..ledger import Ledger
+from ..samples import write_samples
 from . import app
 from .common import console
 
@@ -22,6 +23,8 @@ def _micros(d) -> int:  # type: ignore[no-untyped-def]
 def demo(
     db: Path = typer.Option(Path("agentbooks-demo.db"), "--db", help="SQLite file to (re)create for the demo"),
     quiet: bool = typer.Option(False, "--quiet", help="print only the trial balance"),
+    samples: bool = typer.Option(True, "--samples/--no-samples",
+                                 help="write the sample export to ledgers/ and sample reports to reports/"),
 ) -> None:
     """Create a SQLite ledger, run a scripted day of agent activity, print the books."""
     for suffix in ("", "-wal", "-shm"):
@@ -54,5 +57,8 @@ def demo(
         console.print(agents)
         seq, tip = ledger.head()
         console.print(f"journal: {seq} transactions, hash chain tip {tip[:16]}…", highlight=False)
+        if samples:
+            written = write_samples(ledger, Path("ledgers"), Path("reports"))
+            console.print(f"samples: {written[0]} and {len(written) - 1} reports in reports/", highlight=False)
     if total != 0:
         raise typer.Exit(1)  # the books do not balance: never report success

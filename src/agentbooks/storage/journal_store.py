@@ -498,6 +498,17 @@ def agent_history(conn: Connection, agent: str, *, limit: int, before_seq: int |
     return _transactions(conn, journal.c.seq.in_(seqs), order_desc=True)
 
 
+def agent_transactions(conn: Connection, agent: str, *, after_seq: int, upto_seq: int,
+                       limit: int = 1000) -> list[Transaction]:
+    """The agent's transactions with ``after_seq < seq <= upto_seq``, oldest first, at most ``limit``."""
+    seqs = list(conn.execute(
+        select(agent_entries.c.seq)
+        .where(agent_entries.c.agent == agent, agent_entries.c.seq > after_seq, agent_entries.c.seq <= upto_seq)
+        .order_by(agent_entries.c.seq).limit(limit)
+    ).scalars())
+    return _transactions(conn, journal.c.seq.in_(seqs)) if seqs else []
+
+
 def reversal_of(conn: Connection, seq: int) -> int | None:
     return conn.execute(select(journal.c.seq).where(journal.c.reverses_seq == seq)).scalar()
 
@@ -548,6 +559,19 @@ def balances_by_prefix(conn: Connection, prefix: str, *, as_of_seq: int | None =
     if source is not None:
         query = query.where(source)
     return {a: int(s) for a, s in conn.execute(query)}
+
+
+def accounts_first_used(conn: Connection, *, upto_seq: int | None = None) -> dict[str, datetime]:
+    """Each account with postings, and the time of its first posting (for ``open`` directives)."""
+    first = select(postings.c.account, func.min(postings.c.seq).label("seq")).group_by(postings.c.account)
+    if upto_seq is not None:
+        first = first.where(postings.c.seq <= upto_seq)
+    sub = first.subquery()
+    rows = conn.execute(
+        select(sub.c.account, journal.c.occurred_at_us).join(journal, journal.c.seq == sub.c.seq)
+        .order_by(sub.c.account)
+    )
+    return {account: from_us(at_us) for account, at_us in rows}
 
 
 def known_agents(conn: Connection) -> list[str]:

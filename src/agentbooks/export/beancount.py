@@ -1,0 +1,191 @@
+"""The journal as a beancount ledger that ``bean-check`` accepts, written as a stream.
+
+Account names are the ledger's own: ``option "name_assets" "Platform"`` and
+``option "name_liabilities" "Agent"`` make beancount accept them. Each
+journal transaction becomes one beancount transaction with a unique link
+(``^tx-<id>``) and metadata carrying every field of the hash chain (so an
+auditor can re-walk it from the file alone); credit-limit events, which move
+no money, become transactions without postings. Every used account gets an
+exact (``~ 0``) balance assertion at the cut-off, dated the day after the
+last transaction because beancount checks a balance at the start of its day.
+
+Memory stays flat: transactions are streamed from the journal a page at a
+time. The exporter writes text; it does not import beancount.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, TextIO
+
+from ..domain.hashing import canonical_time
+from ..domain.model import Transaction
+from ..domain.money import CURRENCY, format_micros
+from ..ledger import Ledger
+from ..storage import journal_store as store
+
+STATE_FILE = "export-state.json"
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    first_seq: int
+    last_seq: int
+    transactions: int
+    accounts: int
+    head_hash: str
+
+
+def _quote(text: str) -> str:
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Beancount parses each included file with its own options, so every file of
+# a multi-file export repeats the options that make our account names valid.
+ACCOUNT_NAME_OPTIONS = 'option "name_assets" "Platform"\noption "name_liabilities" "Agent"\n\n'
+
+
+def header(title: str) -> str:
+    return f'option "title" {_quote(title)}\noption "operating_currency" "{CURRENCY}"\n' + ACCOUNT_NAME_OPTIONS
+
+
+def open_directives(first_used: dict[str, datetime]) -> str:
+    lines = [f"{first_used[name].date().isoformat()} open {name} {CURRENCY}" for name in sorted(first_used)]
+    return "\n".join(lines) + ("\n\n" if lines else "")
+
+
+def _narration(tx: Transaction) -> str:
+    amount = f"{format_micros(tx.amount_micros)} {CURRENCY}"
+    if tx.kind.value == "set_credit_limit":
+        return f"credit limit of {tx.agent} set to {amount}"
+    parts = [tx.kind.value.replace("_", " "), amount]
+    if tx.agent:
+        parts.append(f"agent {tx.agent}")
+    if tx.counterparty:
+        parts.append(f"counterparty {tx.counterparty}")
+    if tx.reference:
+        parts.append(f"ref {tx.reference}")
+    return " ".join(parts)
+
+
+def transaction_text(tx: Transaction) -> str:
+    """One journal transaction as a beancount transaction (exactly 6 decimals everywhere)."""
+    meta = {
+        "seq": str(tx.seq),
+        "id": tx.id,
+        "kind": tx.kind.value,
+        "at": canonical_time(tx.occurred_at),
+        "agent": tx.agent,
+        "counterparty": tx.counterparty,
+        "amount-micros": str(tx.amount_micros),
+        "reference": tx.reference,
+        "tx-hash": tx.tx_hash,
+        "credit-limit-micros": str(tx.credit_limit_micros) if tx.credit_limit_micros is not None else None,
+        "reverses-seq": str(tx.reverses_seq) if tx.reverses_seq is not None else None,
+        "memo": tx.memo,
+        "details": json.dumps(dict(tx.metadata), sort_keys=True, separators=(",", ":")) if tx.metadata else None,
+        "prev-hash": tx.prev_hash,
+        "hash": tx.hash,
+    }
+    lines = [f"{tx.occurred_at.date().isoformat()} * {_quote(tx.kind.value)} {_quote(_narration(tx))} ^tx-{tx.id}"]
+    lines += [f"  {key}: {_quote(value)}" for key, value in meta.items() if value is not None]
+    for p in tx.postings:
+        lines.append(f"  {p.account}  {format_micros(p.amount_micros)} {p.currency}")
+        if p.reference is not None:
+            lines.append(f"    reference: {_quote(p.reference)}")
+    return "\n".join(lines) + "\n\n"
+
+
+def balance_assertions(balances: dict[str, int], last_at: datetime | None) -> str:
+    if last_at is None:
+        return ""
+    day = (last_at.astimezone(timezone.utc).date() + timedelta(days=1)).isoformat()
+    lines = [f"{day} balance {name} {format_micros(micros)} ~ 0 {CURRENCY}" for name, micros in sorted(balances.items())]
+    return "; exact balances at the cut-off (checked at the start of the day after the last transaction)\n" + \
+        "\n".join(lines) + "\n"
+
+
+def export_file(ledger: Ledger, path: Path, *, as_of: datetime | int | str | None = None,
+                title: str = "agentbooks", on_transaction: Callable[[Transaction], None] | None = None) -> ExportSummary:
+    """Write the whole journal up to ``as_of`` into one beancount file."""
+    upto = ledger.resolve_as_of(as_of)
+    first_used = ledger.service.read(lambda c: store.accounts_first_used(c, upto_seq=upto))
+    balances = ledger.service.read(lambda c: store.balances_by_prefix(c, "", as_of_seq=upto))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count, last = 0, None
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        out.write(header(title))
+        out.write(open_directives(first_used))
+        for tx in ledger.transactions(upto_seq=upto):
+            out.write(transaction_text(tx))
+            count, last = count + 1, tx
+            if on_transaction:
+                on_transaction(tx)
+        out.write(balance_assertions({a: balances.get(a, 0) for a in first_used}, last.occurred_at if last else None))
+    return ExportSummary(path, 1 if count else 0, last.seq if last else 0, count, len(first_used),
+                         last.hash if last else "")
+
+
+def export_directory(ledger: Ledger, directory: Path, *, since_seq: int | None = None,
+                     as_of: datetime | int | str | None = None, title: str = "agentbooks",
+                     on_transaction: Callable[[Transaction], None] | None = None) -> ExportSummary:
+    """A main file with monthly include files; appends only what is new since the last export.
+
+    ``since_seq`` defaults to the sequence recorded by the previous export in
+    this directory (0 for a new one). Monthly files are appended to; the
+    accounts and balances files are rewritten for the new cut-off.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    state_path = directory / STATE_FILE
+    previous = json.loads(state_path.read_text()) if state_path.exists() else {"last_seq": 0, "head_hash": ""}
+    start = previous["last_seq"] if since_seq is None else since_seq
+    if since_seq is not None and since_seq != previous["last_seq"]:
+        raise ValueError(f"{directory} holds the journal up to seq {previous['last_seq']}, not {since_seq}")
+    upto = ledger.resolve_as_of(as_of)
+    months: set[str] = {p.stem for p in directory.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9].beancount")}
+    handles: dict[str, TextIO] = {}
+    count, last = 0, None
+    try:
+        for tx in ledger.transactions(after_seq=start, upto_seq=upto):
+            month = tx.occurred_at.strftime("%Y-%m")
+            if month not in handles:
+                path = directory / f"{month}.beancount"
+                is_new = not path.exists()
+                handles[month] = path.open("a", encoding="utf-8", newline="\n")
+                if is_new:
+                    handles[month].write(ACCOUNT_NAME_OPTIONS)
+                months.add(month)
+            handles[month].write(transaction_text(tx))
+            count, last = count + 1, tx
+            if on_transaction:
+                on_transaction(tx)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    last_seq = last.seq if last else start
+    first_used = ledger.service.read(lambda c: store.accounts_first_used(c, upto_seq=last_seq))
+    balances = ledger.service.read(lambda c: store.balances_by_prefix(c, "", as_of_seq=last_seq))
+    last_at = ledger.service.read(lambda c: _time_of(c, last_seq))
+    (directory / "accounts.beancount").write_text(ACCOUNT_NAME_OPTIONS + open_directives(first_used), encoding="utf-8")
+    (directory / "balances.beancount").write_text(
+        ACCOUNT_NAME_OPTIONS + balance_assertions({a: balances.get(a, 0) for a in first_used}, last_at),
+        encoding="utf-8")
+    includes = ["accounts.beancount", *[f"{m}.beancount" for m in sorted(months)], "balances.beancount"]
+    (directory / "main.beancount").write_text(
+        header(title) + "".join(f'include "{name}"\n' for name in includes), encoding="utf-8")
+    head_hash = last.hash if last else previous["head_hash"]
+    state_path.write_text(json.dumps({"last_seq": last_seq, "head_hash": head_hash}, indent=2) + "\n")
+    return ExportSummary(directory / "main.beancount", start + 1 if count else 0, last_seq, count,
+                         len(first_used), head_hash)
+
+
+def _time_of(conn, seq: int) -> datetime | None:  # type: ignore[no-untyped-def]
+    if seq == 0:
+        return None
+    found = store.transactions_between(conn, seq, seq)
+    return found[0].occurred_at if found else None
