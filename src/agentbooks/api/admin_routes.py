@@ -12,6 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from ..api_keys import create_key
+from ..reconcile.match import reconcile as run_reconcile
+from ..reconcile.transfers import parse_transfer
+from ..verify.database import verify_database
 from ..ledger import Ledger
 from . import schemas as s
 from .deps import get_ledger, idempotency_key, require_admin
@@ -134,6 +137,19 @@ def batch(body: s.BatchBody, request: Request, ledger: Ledger = Depends(get_ledg
     return write(request, "batch", lambda: ledger.batch([_snake_keys(o) for o in body.operations],
                                                         idempotency_key=idem),
                  lambda txs: s.BatchOut(transactions=[s.transaction_out(t) for t in txs]), 201)
+
+
+@router.get("/verify", responses=ERRORS)
+def verify(ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+    """Check the books against themselves (as ``agentbooks verify``); every violation is listed."""
+    return verify_database(ledger).to_dict()
+
+
+@router.post("/reconcile", responses=ERRORS)
+def reconcile(body: s.ReconcileBody, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+    """Match on-chain transfers against the ledger (as ``agentbooks reconcile``)."""
+    transfers = [parse_transfer(i + 1, item) for i, item in enumerate(body.transfers)]
+    return run_reconcile(ledger, transfers, set(body.treasury)).to_dict()
 
 
 @router.post("/api-keys", status_code=201, response_model=s.ApiKeyOut, responses=ERRORS)

@@ -116,6 +116,11 @@ class BatchBody(Wire):
     )
 
 
+class ReconcileBody(Wire):
+    transfers: list[dict[str, Any]] = Field(max_length=100_000, description="records as in the transfer file")
+    treasury: list[StrictStr] = Field(min_length=1, max_length=100)
+
+
 class ApiKeyBody(Wire):
     role: StrictStr = Field(description="agent or accountant")
     agent_address: StrictStr | None = None

@@ -1,0 +1,1 @@
+"""Reconciliation of the ledger against on-chain USDC transfers."""
