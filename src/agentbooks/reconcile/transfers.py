@@ -20,6 +20,7 @@ from ..domain.errors import LedgerError
 from ..domain.money import check_micros, parse_amount
 
 MAX_TRANSFERS = 5_000_000
+REQUIRED_FIELDS = ("chain_id", "tx_hash", "log_index", "from", "to", "block_number", "timestamp")
 
 
 class TransferFileError(LedgerError):
@@ -70,6 +71,9 @@ def _time(value: Any) -> datetime:
 
 def parse_transfer(line: int, raw: dict[str, Any]) -> ChainTransfer:
     """One transfer record, validated; TransferFileError names the line."""
+    missing = [name for name in REQUIRED_FIELDS if name not in raw]
+    if missing:
+        raise TransferFileError(line, f"missing field {missing[0]!r}")
     try:
         if ("amount" in raw) == ("amount_micros" in raw):
             raise ValueError("give exactly one of amount (decimal string) or amount_micros (integer)")
