@@ -38,6 +38,7 @@ from .domain.operations import (
     check_agent,
     check_hold,
     project_agent,
+    project_hold,
 )
 from .storage import journal_store as store
 from .storage.engine import WRITE, make_engine, migrate
@@ -125,52 +126,70 @@ class LedgerService:
                 if stored_fp != request_fp:
                     raise IdempotencyConflict("this idempotency key was used with a different request")
                 return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
+        ops, originals = self._resolve_reversals(conn, ops)
+        keys = [op.unique_key() for op in ops]
+        self._check_keys_unused(conn, keys)
+        # Lock every involved agent once, in address order, then plan the whole batch in memory:
+        # each operation sees the state the previous ones left.
+        states = store.lock_agents(conn, sorted({a for op in ops for a in op.involved_agents()}))
+        hold_states = store.read_holds(conn, sorted({k for op in ops for k in op.hold_keys()}, key=str))
         now = self.clock()
-        results = [self._apply(conn, op, now) for op in ops]
+        drafts = []
+        for op in ops:
+            original = originals.get(op.original_seq) if isinstance(op, Reverse) else None
+            draft = op.plan(PlanContext(now=now, agents=states, holds=hold_states, original=original))
+            self._check_and_project(draft, states, hold_states)
+            drafts.append(draft)
+        results = store.record_many(conn, drafts, now)
+        claims = [(key, tx.seq, tx.seq, fingerprint([op])) for op, key, tx in zip(ops, keys, results) if key]
         if idem is not None:
-            store.claim_unique(conn, idem, results[0].seq, results[-1].seq, request_fp)
+            claims.append((idem, results[0].seq, results[-1].seq, request_fp))
+        store.claim_unique_many(conn, claims)
+        for original in originals.values():
+            store.release_natural_keys(conn, original.seq)
         return results
 
-    def _apply(self, conn: Connection, op: Operation, now: datetime) -> Transaction:
-        original = None
-        if isinstance(op, Reverse):
-            original = store.transaction_by_id(conn, op.transaction_id)
-            if original is None:
-                raise NotFound(f"no transaction {op.transaction_id!r}", transaction_id=op.transaction_id)
-            op = replace(
-                op,
-                original_agents=tuple(f.agent for f in original.flows),
-                original_holds=tuple((e.kind, e.agent, e.reference) for e in original.hold_effects),
-                original_seq=original.seq,
-            )
-        key = op.unique_key()
-        if key is not None and store.find_unique(conn, key) is not None:
-            raise key.error(f"{key.scope} {key.key!r} was already recorded", key=key.key)
-        states = store.lock_agents(conn, op.involved_agents())
-        hold_states = store.read_holds(conn, op.hold_keys())
-        draft = op.plan(PlanContext(now=now, agents=states, holds=hold_states, original=original))
-        self._check(draft, states, hold_states)
-        tx = store.record(conn, draft, now)
-        if key is not None:
-            store.claim_unique(conn, key, tx.seq, tx.seq, fingerprint([op]))
-        if original is not None:
-            store.release_natural_keys(conn, original.seq)
-        return tx
+    def _resolve_reversals(self, conn: Connection, ops: Sequence[Operation]) -> tuple[list[Operation], dict]:
+        """Load each reversal's original and fill in what it touches (agents, references, key)."""
+        resolved, originals = [], {}
+        for op in ops:
+            if isinstance(op, Reverse):
+                original = store.transaction_by_id(conn, op.transaction_id)
+                if original is None:
+                    raise NotFound(f"no transaction {op.transaction_id!r}", transaction_id=op.transaction_id)
+                originals[original.seq] = original
+                op = replace(
+                    op,
+                    original_agents=tuple(f.agent for f in original.flows),
+                    original_holds=tuple((e.kind, e.agent, e.reference) for e in original.hold_effects),
+                    original_seq=original.seq,
+                )
+            resolved.append(op)
+        return resolved, originals
 
     @staticmethod
-    def _check(draft, states: dict[str, AgentState], hold_states: dict) -> None:  # type: ignore[no-untyped-def]
-        """Every result keeps the rules, whatever the operation decided (defence in depth)."""
-        for agent in draft.agents():
-            check_agent(project_agent(states.get(agent) or AgentState(agent), draft))
-        for e in draft.hold_effects:
-            before = hold_states.get((e.kind, e.agent, e.reference))
-            if before is None:
+    def _check_keys_unused(conn: Connection, keys: Sequence[UniqueKey | None]) -> None:
+        seen: set[tuple[str, str]] = set()
+        for key in keys:
+            if key is None:
                 continue
-            check_hold(replace(
-                before,
-                remaining_micros=before.remaining_micros + e.remaining_micros,
-                credit_micros=before.credit_micros + e.credit_micros,
-            ))
+            if (key.scope, key.key) in seen or store.find_unique(conn, key) is not None:
+                raise key.error(f"{key.scope} {key.key!r} was already recorded", key=key.key)
+            seen.add((key.scope, key.key))
+
+    @staticmethod
+    def _check_and_project(draft, states: dict[str, AgentState], hold_states: dict) -> None:  # type: ignore[no-untyped-def]
+        """Every result keeps the rules, whatever the operation decided (defence in depth);
+        the batch's next operation then plans against the new state."""
+        for agent in draft.agents():
+            after = project_agent(states.get(agent) or AgentState(agent), draft)
+            check_agent(after)
+            states[agent] = after
+        for e in draft.hold_effects:
+            key = (e.kind, e.agent, e.reference)
+            after = project_hold(hold_states.get(key), e)
+            check_hold(after)
+            hold_states[key] = after
 
     def sweep_expired_holds(self, *, now: datetime | None = None, limit: int = 1000) -> list[Transaction]:
         """Release what is left of every hold whose expiry has passed; one transaction each."""

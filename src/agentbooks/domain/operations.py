@@ -9,7 +9,7 @@ locks and records the draft; it never decides money movements itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Mapping
 
@@ -809,6 +809,20 @@ def check_agent(state: AgentState) -> None:
             f"against a limit of {state.credit_limit_micros}",
             agent=state.agent,
         )
+
+
+def project_hold(before: HoldState | None, effect: HoldEffect) -> HoldState:
+    """The reference's state after ``effect`` (a creation starts from nothing)."""
+    if before is None:
+        before = HoldState(effect.kind, effect.agent, effect.reference, 0, 0, 0, 0, 0, effect.expires_at, 0)
+    return replace(
+        before,
+        amount_micros=before.amount_micros + effect.amount_micros,
+        remaining_micros=before.remaining_micros + effect.remaining_micros,
+        credit_micros=before.credit_micros + effect.credit_micros,
+        confirmed_micros=before.confirmed_micros + effect.confirmed_micros,
+        released_micros=before.released_micros + effect.released_micros,
+    )
 
 
 def check_hold(hold: HoldState) -> None:

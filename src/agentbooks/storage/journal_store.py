@@ -79,12 +79,9 @@ def stripe_for(agent: str | None) -> int:
 # so the statements every write executes are constructed here, once, with
 # bind parameters.
 
-# The agents' rows joined to their balance rows: one statement, one snapshot.
-_AGENT_STATE_ROWS = (
-    select(agents, balances.c.account, balances.c.balance_micros)
-    .select_from(agents)
-    .join(balances, balances.c.account.in_(bindparam("accounts", expanding=True)))
-    .where(agents.c.address.in_(bindparam("addresses", expanding=True)))
+_AGENT_ROWS = select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
+_BALANCE_ROWS = select(balances.c.account, balances.c.balance_micros).where(
+    balances.c.account.in_(bindparam("accounts", expanding=True))
 )
 # Writers lock the agent rows first, in address order, and only then read the
 # balances, in a second statement: under READ COMMITTED a locking join would
@@ -183,14 +180,14 @@ def read_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentSt
 
 
 def _agent_states(conn: Connection, addresses: list[str]) -> dict[str, AgentState]:
-    names = {name: (a, bucket) for a in addresses for bucket, name in acct.agent_accounts(a).items()}
+    """Agents' rows, then their balance rows (callers read both inside one transaction or lock)."""
+    rows = {r.address: r for r in conn.execute(_AGENT_ROWS, {"addresses": addresses})}
+    names = {name: (a, bucket) for a in rows for bucket, name in acct.agent_accounts(a).items()}
     sums: dict[str, dict[acct.AgentBucket, int]] = defaultdict(lambda: defaultdict(int))
-    rows: dict[str, Any] = {}
-    for r in conn.execute(_AGENT_STATE_ROWS, {"addresses": addresses, "accounts": list(names)}):
-        owner, bucket = names[r.account]
-        if owner == r.address:
-            rows[r.address] = r
-            sums[r.address][bucket] += r.balance_micros
+    if names:
+        for account, amount in conn.execute(_BALANCE_ROWS, {"accounts": list(names)}):
+            owner, bucket = names[account]
+            sums[owner][bucket] += amount
     return {a: _state(a, sums[a], r.credit_limit_micros, r.total_in_micros, r.total_out_micros)
             for a, r in rows.items()}
 
@@ -316,10 +313,17 @@ def find_unique(conn: Connection, key: UniqueKey) -> tuple[int, int, str] | None
     return (row.first_seq, row.last_seq, row.fingerprint) if row else None
 
 
-def claim_unique(conn: Connection, key: UniqueKey, first_seq: int, last_seq: int, fingerprint: str) -> None:
-    """Record a used key; a concurrent claimer gets an IntegrityError and retries into the typed error."""
-    conn.execute(_INSERT_UNIQUE, {"scope": key.scope, "key": key.key, "first_seq": first_seq,
-                                  "last_seq": last_seq, "fingerprint": fingerprint})
+def claim_unique_many(conn: Connection, claims: Sequence[tuple[UniqueKey, int, int, str]]) -> None:
+    """Record used keys (key, first seq, last seq, request fingerprint).
+
+    A concurrent claimer of the same key gets an IntegrityError; the service
+    retries, and the retry finds the key and raises the typed error.
+    """
+    if claims:
+        conn.execute(_INSERT_UNIQUE, [
+            {"scope": key.scope, "key": key.key, "first_seq": first, "last_seq": last, "fingerprint": fp}
+            for key, first, last, fp in claims
+        ])
 
 
 # Natural keys (deposit, withdrawal and refund keys, transfer references) that a
@@ -338,73 +342,89 @@ def release_natural_keys(conn: Connection, seq: int) -> None:
 # --- recording a transaction ------------------------------------------------------
 
 
-def record(conn: Connection, draft: TransactionDraft, now: datetime) -> Transaction:
-    """Append one draft to the journal and update every cache, in the caller's transaction.
+def record_many(conn: Connection, drafts: Sequence[TransactionDraft], now: datetime) -> list[Transaction]:
+    """Append drafts to the journal, in order, and update every cache, in the caller's transaction.
 
-    The caller holds the involved agents' locks and has checked the draft
-    against their state.
+    The caller holds the involved agents' locks and has checked the drafts
+    against their state. Whatever the number of drafts, the caches are
+    updated with one statement per table: a batch costs a handful of round
+    trips, not a handful per operation.
     """
-    # (2) platform stripes, then agent balances: one UPDATE per (account, stripe).
-    stripe = stripe_for(draft.agent)
+    # (2) platform stripes, then agent balances: one row update per (account, stripe), summed over the batch.
     deltas: dict[tuple[str, int], int] = defaultdict(int)
-    for p in draft.postings:
-        info = acct.parse_account(p.account)
-        deltas[(p.account, 0 if info.agent else stripe)] += p.amount_micros
+    for draft in drafts:
+        stripe = stripe_for(draft.agent)
+        for p in draft.postings:
+            deltas[(p.account, 0 if _is_agent_account(p.account) else stripe)] += p.amount_micros
     changed = [{"a": a, "s": s, "d": d} for (a, s), d in sorted(deltas.items()) if d]
     if changed:
         result = conn.execute(_ADD_TO_BALANCE, changed)
         if result.rowcount not in (-1, len(changed)):
             raise InvariantViolation("a posting names an account that has no balance row")
 
-    # (3) the chain head, last.
+    # (3) the chain head, last: sequence numbers, times and hashes, in order.
     head = conn.execute(_HEAD_FOR_UPDATE).one()
-    seq = head.last_seq + 1
-    occurred_us = max(to_us(now), head.last_at_us)  # times never run backwards along the chain
-    occurred_at = from_us(occurred_us)
-    tx_id = str(uuid.uuid5(_ID_NAMESPACE, f"{seq}:{head.last_hash}"))
-    posting_rows = [(p.account, p.amount_micros, p.currency, p.reference) for p in draft.postings]
-    digest = transaction_hash(
-        seq=seq, transaction_id=tx_id, occurred_at=occurred_at, kind=draft.kind.value,
-        agent=draft.agent, counterparty=draft.counterparty, amount_micros=draft.amount_micros,
-        reference=draft.reference, tx_hash=draft.tx_hash, postings=posting_rows,
-        credit_limit_micros=draft.credit_limit_micros, reverses_seq=draft.reverses_seq,
-        prev_hash=head.last_hash,
-    )
-    conn.execute(_ADVANCE_HEAD, {"seq": seq, "digest": digest, "at_us": occurred_us})
-    conn.execute(_INSERT_JOURNAL, {
-        "seq": seq, "id": tx_id, "kind": draft.kind.value, "occurred_at_us": occurred_us, "agent": draft.agent,
-        "counterparty": draft.counterparty, "amount_micros": draft.amount_micros, "reference": draft.reference,
-        "tx_hash": draft.tx_hash, "memo": draft.memo, "credit_limit_micros": draft.credit_limit_micros,
-        "reverses_seq": draft.reverses_seq,
-        "metadata_json": _dump_metadata(draft.metadata, draft.hold_effects),
-        "prev_hash": head.last_hash, "hash": digest,
-    })
+    seq, prev_hash, at_us = head.last_seq, head.last_hash, head.last_at_us
+    journal_rows, posting_rows, entry_rows, recorded = [], [], [], []
+    agent_updates: dict[str, dict[str, Any]] = {}
+    hold_updates: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for draft in drafts:
+        seq += 1
+        at_us = max(to_us(now), at_us)  # times never run backwards along the chain
+        occurred_at = from_us(at_us)
+        tx_id = str(uuid.uuid5(_ID_NAMESPACE, f"{seq}:{prev_hash}"))
+        rows = [(p.account, p.amount_micros, p.currency, p.reference) for p in draft.postings]
+        digest = transaction_hash(
+            seq=seq, transaction_id=tx_id, occurred_at=occurred_at, kind=draft.kind.value,
+            agent=draft.agent, counterparty=draft.counterparty, amount_micros=draft.amount_micros,
+            reference=draft.reference, tx_hash=draft.tx_hash, postings=rows,
+            credit_limit_micros=draft.credit_limit_micros, reverses_seq=draft.reverses_seq, prev_hash=prev_hash,
+        )
+        journal_rows.append({
+            "seq": seq, "id": tx_id, "kind": draft.kind.value, "occurred_at_us": at_us, "agent": draft.agent,
+            "counterparty": draft.counterparty, "amount_micros": draft.amount_micros, "reference": draft.reference,
+            "tx_hash": draft.tx_hash, "memo": draft.memo, "credit_limit_micros": draft.credit_limit_micros,
+            "reverses_seq": draft.reverses_seq, "metadata_json": _dump_metadata(draft.metadata, draft.hold_effects),
+            "prev_hash": prev_hash, "hash": digest,
+        })
+        posting_rows += [{"seq": seq, "idx": i, "account": a, "amount_micros": m, "currency": c, "reference": r}
+                         for i, (a, m, c, r) in enumerate(rows)]
+        flows = _merge_flows(draft.flows)
+        for f in flows:
+            entry_rows.append({"agent": f.agent, "seq": seq, "total_in_delta_micros": f.total_in_micros,
+                               "total_out_delta_micros": f.total_out_micros})
+            totals = agent_updates.setdefault(f.agent, {"b_agent": f.agent, "d_in": 0, "d_out": 0})
+            totals.update(d_in=totals["d_in"] + f.total_in_micros, d_out=totals["d_out"] + f.total_out_micros,
+                          seq=seq, at_us=at_us)
+            if draft.credit_limit_micros is not None and f.agent == draft.agent:
+                totals["limit"] = draft.credit_limit_micros
+        for e in draft.hold_effects:
+            _merge_hold_effect(hold_updates, e, seq)
+        recorded.append(Transaction(
+            seq=seq, id=tx_id, occurred_at=occurred_at, kind=draft.kind, agent=draft.agent,
+            counterparty=draft.counterparty, amount_micros=draft.amount_micros, reference=draft.reference,
+            tx_hash=draft.tx_hash, memo=draft.memo, postings=draft.postings, flows=flows,
+            hold_effects=draft.hold_effects, credit_limit_micros=draft.credit_limit_micros,
+            reverses_seq=draft.reverses_seq, metadata=dict(draft.metadata), prev_hash=prev_hash, hash=digest,
+        ))
+        prev_hash = digest
+    conn.execute(_ADVANCE_HEAD, {"seq": seq, "digest": prev_hash, "at_us": at_us})
+    conn.execute(_INSERT_JOURNAL, journal_rows)
     if posting_rows:
-        conn.execute(_INSERT_POSTINGS, [
-            {"seq": seq, "idx": i, "account": a, "amount_micros": m, "currency": c, "reference": r}
-            for i, (a, m, c, r) in enumerate(posting_rows)
-        ])
-    flows = _merge_flows(draft.flows)
-    conn.execute(_INSERT_ENTRIES, [
-        {"agent": f.agent, "seq": seq, "total_in_delta_micros": f.total_in_micros,
-         "total_out_delta_micros": f.total_out_micros}
-        for f in flows
-    ])
-    conn.execute(_ADD_TO_AGENT, [
-        {"b_agent": f.agent, "d_in": f.total_in_micros, "d_out": f.total_out_micros, "seq": seq, "at_us": occurred_us}
-        for f in flows
-    ])
-    if draft.credit_limit_micros is not None:
-        conn.execute(_SET_CREDIT_LIMIT, {"b_agent": draft.agent, "limit": draft.credit_limit_micros})
-    for e in draft.hold_effects:
-        _apply_hold_effect(conn, e, seq)
-    return Transaction(
-        seq=seq, id=tx_id, occurred_at=occurred_at, kind=draft.kind, agent=draft.agent,
-        counterparty=draft.counterparty, amount_micros=draft.amount_micros, reference=draft.reference,
-        tx_hash=draft.tx_hash, memo=draft.memo, postings=draft.postings, flows=flows,
-        hold_effects=draft.hold_effects, credit_limit_micros=draft.credit_limit_micros,
-        reverses_seq=draft.reverses_seq, metadata=dict(draft.metadata), prev_hash=head.last_hash, hash=digest,
-    )
+        conn.execute(_INSERT_POSTINGS, posting_rows)
+    if entry_rows:
+        conn.execute(_INSERT_ENTRIES, entry_rows)
+        conn.execute(_ADD_TO_AGENT, [
+            {k: u[k] for k in ("b_agent", "d_in", "d_out", "seq", "at_us")} for u in agent_updates.values()])
+    limits = [{"b_agent": a, "limit": u["limit"]} for a, u in agent_updates.items() if "limit" in u]
+    if limits:
+        conn.execute(_SET_CREDIT_LIMIT, limits)
+    _write_holds(conn, hold_updates)
+    return recorded
+
+
+def _is_agent_account(name: str) -> bool:
+    return name.startswith(("Agent:", acct.CREDIT_PREFIX + ":"))
 
 
 def _merge_flows(flows: Iterable[AgentFlow]) -> tuple[AgentFlow, ...]:
@@ -416,22 +436,36 @@ def _merge_flows(flows: Iterable[AgentFlow]) -> tuple[AgentFlow, ...]:
     return tuple(AgentFlow(a, i, o) for a, (i, o) in sorted(merged.items()))
 
 
-def _apply_hold_effect(conn: Connection, e: HoldEffect, seq: int) -> None:
+_HOLD_FIELDS = ("amount_micros", "remaining_micros", "credit_micros", "confirmed_micros", "released_micros")
+
+
+def _merge_hold_effect(pending: dict[tuple[str, str, str], dict[str, Any]], e: HoldEffect, seq: int) -> None:
+    """Sum a batch's effects per reference; a reference created in the batch is inserted once, whole."""
+    key = (e.kind.value, e.agent, e.reference)
+    row = pending.setdefault(key, {"kind": e.kind.value, "agent": e.agent, "reference": e.reference,
+                                   "creates": False, "expires_at_us": None, "created_seq": seq,
+                                   **{f: 0 for f in _HOLD_FIELDS}})
     if e.creates:
-        conn.execute(_INSERT_HOLD, {
-            "kind": e.kind.value, "agent": e.agent, "reference": e.reference, "amount_micros": e.amount_micros,
-            "remaining_micros": e.remaining_micros, "credit_micros": e.credit_micros,
-            "confirmed_micros": e.confirmed_micros, "released_micros": e.released_micros,
-            "expires_at_us": to_us(e.expires_at) if e.expires_at else None, "created_seq": seq, "updated_seq": seq,
-        })
-        return
-    result = conn.execute(_ADD_TO_HOLD, {
-        "k": e.kind.value, "b_agent": e.agent, "ref": e.reference, "d_amount": e.amount_micros,
-        "d_remaining": e.remaining_micros, "d_credit": e.credit_micros, "d_confirmed": e.confirmed_micros,
-        "d_released": e.released_micros, "seq": seq,
-    })
-    if result.rowcount != 1:
-        raise InvariantViolation(f"{e.kind.value} {e.reference!r} of {e.agent} has no row to update")
+        row.update(creates=True, created_seq=seq, expires_at_us=to_us(e.expires_at) if e.expires_at else None)
+    for field_name, delta in zip(_HOLD_FIELDS, (e.amount_micros, e.remaining_micros, e.credit_micros,
+                                                e.confirmed_micros, e.released_micros)):
+        row[field_name] += delta
+    row["updated_seq"] = seq
+
+
+def _write_holds(conn: Connection, pending: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+    inserts = [{k: v for k, v in row.items() if k != "creates"} for row in pending.values() if row["creates"]]
+    updates = [{"k": row["kind"], "b_agent": row["agent"], "ref": row["reference"], "seq": row["updated_seq"],
+                "d_amount": row["amount_micros"], "d_remaining": row["remaining_micros"],
+                "d_credit": row["credit_micros"], "d_confirmed": row["confirmed_micros"],
+                "d_released": row["released_micros"]}
+               for row in pending.values() if not row["creates"]]
+    if inserts:
+        conn.execute(_INSERT_HOLD, inserts)
+    if updates:
+        result = conn.execute(_ADD_TO_HOLD, updates)
+        if result.rowcount not in (-1, len(updates)):
+            raise InvariantViolation("a hold or escrow effect has no row to update")
 
 
 def _dump_metadata(meta: Any, effects: Iterable[HoldEffect]) -> str:
