@@ -1,9 +1,8 @@
 """The demo day's sample outputs: a beancount export in ``ledgers/`` and every report in ``reports/``.
 
 They are committed, and a test regenerates them from the scripted demo and
-compares byte for byte, so they are reproducible and never go stale. (XLSX
-files carry a timestamp inside the archive, so they are compared by their
-cell values instead.)
+compares byte for byte (XLSX included: workbooks are stamped with the
+report's as-of time), so they are reproducible and never go stale.
 """
 
 from __future__ import annotations

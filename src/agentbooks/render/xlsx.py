@@ -1,8 +1,16 @@
-"""XLSX via openpyxl: money cells are numbers with a 6-decimal format, so a spreadsheet can sum them."""
+"""XLSX via openpyxl: money cells are numbers with a 6-decimal format, so a spreadsheet can sum them.
+
+The workbook is stamped with the report's as-of time instead of the wall
+clock (in its properties and in the archive's entries), so the same books
+give the same bytes, like the other formats.
+"""
 
 from __future__ import annotations
 
 import io
+import re
+import zipfile
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from openpyxl import Workbook
@@ -47,4 +55,22 @@ def render_xlsx(report: Report) -> bytes:
     book.properties.creator = "agentbooks"
     out = io.BytesIO()
     book.save(out)
+    return _stamped(out.getvalue(), report.as_of or EPOCH)
+
+
+EPOCH = datetime(1980, 1, 1, tzinfo=timezone.utc)  # the earliest time a zip entry can carry
+_W3CDTF = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
+
+
+def _stamped(archive: bytes, moment: datetime) -> bytes:
+    """The same archive with every timestamp set to ``moment`` (openpyxl writes the wall clock)."""
+    moment = max(moment.astimezone(timezone.utc), EPOCH)
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            data = source.read(entry.filename)
+            if entry.filename == "docProps/core.xml":
+                data = _W3CDTF.sub(rb"\g<1>" + stamp + rb"\g<2>", data)
+            target.writestr(zipfile.ZipInfo(entry.filename, moment.timetuple()[:6]), data, zipfile.ZIP_DEFLATED)
     return out.getvalue()

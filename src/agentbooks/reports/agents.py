@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ..domain import accounts as acct
 from ..domain.addresses import normalize_address
+from ..domain.model import HoldKind, HoldState
 from ..ledger import Ledger
+from ..requests import parse_time
 from ..storage import journal_store as store
 from .books import _time_of
 from .model import Column, Report
@@ -72,6 +76,12 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
     )
 
 
+def _percent(part_micros: int, whole_micros: int) -> Decimal:
+    if whole_micros == 0:
+        return Decimal("0.00")
+    return (Decimal(part_micros * 100) / whole_micros).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+
+
 def credit_exposure(ledger: Ledger, as_of: Any = None) -> Report:
     """Per agent with a credit line: limit, used, headroom, utilisation."""
     seq = ledger.resolve_as_of(as_of)
@@ -82,7 +92,7 @@ def credit_exposure(ledger: Ledger, as_of: Any = None) -> Report:
         if limit == 0 and used == 0:
             continue
         rows.append({"agent": address, "limit": limit, "used": used, "headroom": limit - used,
-                     "utilisation": round(used * 100 / limit, 2) if limit else 0})
+                     "utilisation": _percent(used, limit)})
     return Report(
         name="credit-exposure", title="Credit exposure", as_of_seq=seq, as_of=_time_of(ledger, seq),
         columns=(Column("agent", "Agent"), Column("limit", "Limit", "money"), Column("used", "Used", "money"),
@@ -94,22 +104,56 @@ def credit_exposure(ledger: Ledger, as_of: Any = None) -> Report:
     )
 
 
-def open_holds(ledger: Ledger, now: datetime | None = None) -> Report:
-    """Every open hold and escrow with what it still holds and its age."""
-    moment = now or ledger.service.clock()
-    seq = ledger.head()[0]
+def holds_as_of(ledger: Ledger, seq: int) -> list[HoldState]:
+    """Every hold and escrow still holding money after journal ``seq``, replayed from the journal's hold effects.
+
+    Replaying (rather than reading the holds table, which only knows the
+    present) lets the report be as of any moment, and has no row cap.
+    """
+    found: dict[tuple[HoldKind, str, str], HoldState] = {}
+    for tx in ledger.transactions(upto_seq=seq):
+        for e in tx.hold_effects:
+            key = (e.kind, e.agent, e.reference)
+            before = found.get(key)
+            if e.creates or before is None:
+                before = HoldState(e.kind, e.agent, e.reference, 0, 0, 0, 0, 0, e.expires_at, tx.seq)
+            found[key] = replace(
+                before,
+                amount_micros=before.amount_micros + e.amount_micros,
+                remaining_micros=before.remaining_micros + e.remaining_micros,
+                credit_micros=before.credit_micros + e.credit_micros,
+                confirmed_micros=before.confirmed_micros + e.confirmed_micros,
+                released_micros=before.released_micros + e.released_micros,
+            )
+    return sorted((h for h in found.values() if h.remaining_micros > 0), key=lambda h: (h.created_seq, h.reference))
+
+
+def _hours(span: timedelta) -> Decimal:
+    return (Decimal(span.days * 86_400 + span.seconds) / 3600).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+
+
+def open_holds(ledger: Ledger, as_of: Any = None) -> Report:
+    """Every open hold and escrow as of a time or sequence, with what it still holds and its age then."""
+    seq = ledger.resolve_as_of(as_of)
+    if as_of is None:
+        moment = ledger.service.clock()  # "now": ages keep growing after the last transaction
+    elif isinstance(as_of, int):
+        moment = _time_of(ledger, seq) or ledger.service.clock()
+    else:
+        moment = parse_time(as_of, field="as_of").astimezone(timezone.utc)
     rows = []
-    for h in ledger.open_holds():
+    for h in holds_as_of(ledger, seq):
         created = _time_of(ledger, h.created_seq)
-        age_hours = round((moment - created).total_seconds() / 3600, 2) if created else 0
         rows.append({"kind": h.kind.value, "agent": h.agent, "reference": h.reference, "amount": h.amount_micros,
-                     "remaining": h.remaining_micros, "created": created, "age_hours": age_hours,
+                     "remaining": h.remaining_micros, "created": created,
+                     "age_hours": _hours(moment - created) if created else Decimal(0),
                      "expires": h.expires_at, "expired": "yes" if h.expires_at and h.expires_at <= moment else ""})
     return Report(
-        name="open-holds", title="Open holds and escrows", as_of_seq=seq, as_of=moment.astimezone(timezone.utc),
+        name="open-holds", title="Open holds and escrows", as_of_seq=seq, as_of=moment,
         columns=(Column("kind", "Kind"), Column("agent", "Agent"), Column("reference", "Reference"),
                  Column("amount", "Amount", "money"), Column("remaining", "Remaining", "money"),
                  Column("created", "Created", "time"), Column("age_hours", "Age (h)", "percent"),
                  Column("expires", "Expires", "time"), Column("expired", "Expired")),
         rows=tuple(rows), totals={"kind": "Total", "remaining": sum(r["remaining"] for r in rows)},
+        notes=("Age is measured at the report's as-of time.",),
     )

@@ -28,7 +28,7 @@ def build_report(ledger: Ledger, name: str, *, as_of: Any = None, start: Any = N
         "income-statement": lambda: income_statement(ledger, start, as_of),
         "journal": lambda: general_journal(ledger, start, as_of),
         "credit-exposure": lambda: credit_exposure(ledger, as_of),
-        "open-holds": lambda: open_holds(ledger),
+        "open-holds": lambda: open_holds(ledger, as_of),
         "agent-statement": lambda: agent_statement(ledger, _need(agent), start, as_of),
     }
     if name not in builders:
