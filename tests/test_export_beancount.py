@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from beancount.core import realization
 
 from agentbooks import Ledger
 from agentbooks.export.beancount import export_directory, export_file
+from agentbooks.verify.offline import verify_export
 from conftest import ALICE, BOB, StepClock
 from random_books import fill_random
 
@@ -137,4 +140,44 @@ def test_fava_opens_the_export_and_shows_the_balance_sheet(ledger, tmp_path):
         assert "Platform:Treasury" in page.text or "Treasury" in page.text
     finally:
         fava.terminate()
-        fava.wait(timeout=15)
+        try:
+            fava.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            fava.kill()
+            fava.wait(timeout=10)
+
+
+class HourlyClock:
+    """Seven hours and a bit per write: a few hundred operations span months and cross many midnights."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 30, 20, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(hours=7, minutes=13, microseconds=1)
+        return self.now
+
+
+def test_months_of_books_export_incrementally_and_re_walk_offline(tmp_path):
+    with Ledger.open(f"sqlite:///{tmp_path / 'books.db'}", clock=HourlyClock()) as ledger:
+        fill_random(ledger, seed=7, operations=300)
+        head_seq, head_hash = ledger.head()
+        cuts = [head_seq // 3, 2 * head_seq // 3, head_seq]
+        for cut in cuts:  # three runs of the same command, each appending what is new
+            summary = export_directory(ledger, tmp_path / "books", as_of=cut)
+            assert summary.last_seq == cut
+            assert nonzero(beancount_balances(summary.path)) == ledger_balances(ledger, as_of=cut)
+        single = export_file(ledger, tmp_path / "single.beancount")
+        assert nonzero(beancount_balances(single.path)) == ledger_balances(ledger)
+    months = sorted(p.stem for p in (tmp_path / "books").glob("2026-*.beancount"))
+    assert len(months) >= 3, months
+    dated = 0
+    for month in months:  # each transaction sits in its own month, dated by its UTC day, exact time kept
+        text = (tmp_path / "books" / f"{month}.beancount").read_text()
+        for date, at in re.findall(r'^(\d{4}-\d{2}-\d{2}) \*.*\n(?:  .*\n)*?  at: "([^"]+)"', text, re.M):
+            assert at.startswith(date + "T") and date.startswith(month)
+            dated += 1
+    assert dated == head_seq  # nothing lost or doubled by the three appends
+    for path in (tmp_path / "books" / "main.beancount", single.path):
+        offline = verify_export(path, expect_head=head_hash)
+        assert (offline.violation_count, offline.last_seq, offline.head_hash) == (0, head_seq, head_hash)
