@@ -116,6 +116,15 @@ def test_cli_export_and_bean_check(tmp_path):
     assert run.returncode == 0, run.stderr
     check = subprocess.run(["bean-check", str(out)], capture_output=True, text=True, timeout=120)
     assert (check.returncode, check.stdout + check.stderr) == (0, "")
+    books = tmp_path / "monthly"
+    cli = [sys.executable, "-m", "agentbooks.cli", "export", "beancount", "--monthly", "--out", str(books),
+           "--database-url", f"sqlite:///{db}"]
+    assert subprocess.run(cli + ["--as-of", "3"], capture_output=True, timeout=120).returncode == 0
+    skipped = subprocess.run(cli + ["--since", "5"], capture_output=True, text=True, timeout=120)
+    assert skipped.returncode == 2 and "up to seq 3, not 5" in skipped.stderr  # would leave a gap: refused
+    assert subprocess.run(cli + ["--since", "3"], capture_output=True, timeout=120).returncode == 0
+    check = subprocess.run(["bean-check", str(books / "main.beancount")], capture_output=True, text=True, timeout=120)
+    assert (check.returncode, check.stdout + check.stderr) == (0, "")
 
 
 def test_fava_opens_the_export_and_shows_the_balance_sheet(ledger, tmp_path):

@@ -40,7 +40,10 @@ def export_beancount(
                 progress.update(task, completed=tx.seq)
 
             if monthly:
-                summary = export_directory(ledger, out, since_seq=since, as_of=cutoff, on_transaction=tick)
+                try:
+                    summary = export_directory(ledger, out, since_seq=since, as_of=cutoff, on_transaction=tick)
+                except ValueError as refused:  # --since would skip or repeat transactions
+                    raise typer.BadParameter(str(refused), param_hint="--since") from None
             else:
                 if since is not None:
                     raise typer.BadParameter("--since appends to a --monthly export directory")
