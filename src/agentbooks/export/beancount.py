@@ -41,8 +41,10 @@ class ExportSummary:
 
 
 def _quote(text: str) -> str:
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
-    return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # A line break would end the string for line-based readers; only free-text memos (not hashed) can hold one.
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # Beancount parses each included file with its own options, so every file of
