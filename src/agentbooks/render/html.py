@@ -46,9 +46,11 @@ def _chart_svg(chart: Chart) -> str:
              f'<text x="4" y="{HEIGHT - PAD + 4}" font-size="11">{format_micros(lo)}</text>']
     for i, (name, series) in enumerate(chart.series.items()):
         colour = COLOURS[i % len(COLOURS)]
-        path = " ".join(xy(t, v) for t, v in series)
+        # Balances are step functions: hold each value until the next change.
+        steps = [series[0]] + [p for prev, cur in zip(series, series[1:]) for p in ((cur[0], prev[1]), cur)]
+        path = " ".join(xy(t, v) for t, v in steps)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
-        parts.append(f'<text x="{PAD + 10 + i * 220}" y="{HEIGHT - 18}" fill="{colour}">■ {escape(name)}</text>')
+        parts.append(f'<text x="{PAD + 10 + i * 170}" y="{HEIGHT - 18}" fill="{colour}">■ {escape(name)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 

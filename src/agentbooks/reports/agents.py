@@ -13,8 +13,8 @@ from ..domain.model import HoldKind, HoldState
 from ..ledger import Ledger
 from ..requests import parse_time
 from ..storage import journal_store as store
-from .books import _time_of
-from .model import Column, Report
+from .books import MAX_CHART_POINTS, _time_of
+from .model import Chart, Column, Report
 
 MAX_STATEMENT_TRANSACTIONS = 100_000
 PAGE = 1000
@@ -64,6 +64,7 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
     }
     rows += [{"time": None, "seq": last, "kind": "closing balance", "reference": "", "sub_account": b.value,
               "change": 0, "balance": running[b]} for b in running]
+    chart = _balance_chart(rows, _time_of(ledger, first), _time_of(ledger, last))
     return Report(
         name="agent-statement", title=f"Statement of {address}", as_of_seq=last, as_of=_time_of(ledger, last),
         columns=(Column("time", "Time", "time"), Column("seq", "Seq", "int"), Column("kind", "Kind"),
@@ -73,7 +74,25 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
         checks={"running balances end at the ledger's closing balance": running == expected},
         notes=("Credit is the credit drawn (what the agent owes); the others are what the platform owes the agent.",),
         period=(_time_of(ledger, first), _time_of(ledger, last)),
+        chart=chart,
     )
+
+
+def _balance_chart(rows: list[dict[str, Any]], start: datetime | None, end: datetime | None) -> Chart | None:
+    """Each sub-account's running balance over the period, one point per change (capped for long periods)."""
+    moves = [r for r in rows if r["time"] is not None]
+    if not moves:
+        return None
+    stride = max(1, len(moves) // MAX_CHART_POINTS)
+    series: dict[str, list[tuple[datetime, int]]] = {}
+    for r in rows[:4]:  # the opening balances
+        series[r["sub_account"]] = [(start or moves[0]["time"], r["balance"])]
+    for i, r in enumerate(moves):
+        if i % stride == 0 or i == len(moves) - 1:
+            series[r["sub_account"]].append((r["time"], r["balance"]))
+    for r in rows[-4:]:  # the closing balances, so every line reaches the period's end
+        series[r["sub_account"]].append((end or moves[-1]["time"], r["balance"]))
+    return Chart("Running balances by sub-account (USDC)", series)
 
 
 def _percent(part_micros: int, whole_micros: int) -> Decimal:
