@@ -68,6 +68,17 @@ def test_random_ledgers_round_trip_through_beancount(tmp_path, seed):
     assert nonzero(computed) == expected  # to the micro-unit, for every account
 
 
+def test_round_trip_on_both_engines_with_the_same_text(any_url, tmp_path):
+    with Ledger.open(any_url, clock=StepClock()) as ledger:
+        fill_random(ledger, seed=11, operations=120)
+        summary = export_file(ledger, tmp_path / "books.beancount", title="engines")
+        assert nonzero(beancount_balances(summary.path)) == ledger_balances(ledger)
+    with Ledger.open(f"sqlite:///{tmp_path / 'twin.db'}", clock=StepClock()) as twin:
+        fill_random(twin, seed=11, operations=120)
+        same = export_file(twin, tmp_path / "twin.beancount", title="engines")
+    assert summary.path.read_text() == same.path.read_text()  # PostgreSQL and SQLite write the same books
+
+
 def test_export_as_of_a_past_sequence(ledger, tmp_path):
     small_scenario(ledger)
     summary = export_file(ledger, tmp_path / "past.beancount", as_of=3)

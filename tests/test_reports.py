@@ -137,8 +137,11 @@ def test_html_report_has_a_chart():
     with Ledger.open("sqlite://", clock=StepClock()) as ledger:
         small_scenario(ledger)
         page = render(build_report(ledger, "balance-sheet"), "html").decode()
-    assert "<svg" in page and "<polyline" in page and "Treasury vs. obligations" in page
-    assert "<script" not in page
+        statement = render(build_report(ledger, "agent-statement", agent=ALICE), "html").decode()
+    for html in (page, statement):
+        assert "<svg" in html and "<polyline" in html
+        assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "Treasury vs. obligations" in page and "Running balances by sub-account" in statement
 
 
 def test_demo_samples_are_reproducible_and_committed(tmp_path):
@@ -171,3 +174,14 @@ def test_cli_report_writes_every_format(tmp_path):
                           "--database-url", f"sqlite:///{db}", "--out", str(tmp_path / "x.csv")],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "invalid_argument" in run.stderr
+
+
+def test_every_report_is_the_same_on_both_engines(any_url, tmp_path):
+    bodies = []
+    for url in (any_url, f"sqlite:///{tmp_path / 'twin.db'}"):
+        with Ledger.open(url, clock=StepClock()) as ledger:
+            fill_random(ledger, seed=12, operations=120)
+            head = ledger.head()[0]
+            bodies.append([render(build_report(ledger, name, as_of=head, agent=AGENTS[0]), "json")
+                           for name in sorted(REPORTS)])
+    assert bodies[0] == bodies[1]
