@@ -14,10 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 from beancount import loader
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from beancount.core import realization
 
 from agentbooks import Ledger
 from agentbooks.export.beancount import export_directory, export_file
+from agentbooks.reports import build_report
 from agentbooks.verify.offline import verify_export
 from conftest import ALICE, BOB, StepClock
 from random_books import fill_random
@@ -201,3 +204,18 @@ def test_months_of_books_export_incrementally_and_re_walk_offline(tmp_path):
     for path in (tmp_path / "books" / "main.beancount", single.path):
         offline = verify_export(path, expect_head=head_hash)
         assert (offline.violation_count, offline.last_seq, offline.head_hash) == (0, head_seq, head_hash)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), operations=st.integers(1, 120))
+def test_generated_books_pass_bean_check_and_keep_the_identities(tmp_path_factory, seed, operations):
+    """For any generated ledger: bean-check clean, beancount's balances = the ledger's, trial balance and
+    balance sheet identities hold."""
+    folder = tmp_path_factory.mktemp("gen")
+    with Ledger.open("sqlite://", clock=StepClock()) as ledger:
+        fill_random(ledger, seed, operations=operations)
+        summary = export_file(ledger, folder / "books.beancount")
+        assert nonzero(beancount_balances(summary.path)) == ledger_balances(ledger)
+        assert build_report(ledger, "trial-balance").checks == {"debits equal credits": True}
+        sheet = build_report(ledger, "balance-sheet")
+        assert all(sheet.checks.values()) and sheet.totals["amount"] == 0
