@@ -120,6 +120,17 @@ def test_monthly_directory_export_appends_only_what_is_new(ledger, tmp_path):
         export_directory(ledger, tmp_path / "books", since_seq=2)  # would duplicate transactions
 
 
+def test_monthly_export_refuses_to_append_other_books(ledger, tmp_path):
+    small_scenario(ledger)
+    export_directory(ledger, tmp_path / "books", as_of=4)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "books").iterdir()}
+    with Ledger.open(f"sqlite:///{tmp_path / 'other.db'}", clock=StepClock()) as other:
+        fill_random(other, seed=3, operations=40)
+        with pytest.raises(ValueError, match="not the same books"):
+            export_directory(other, tmp_path / "books")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "books").iterdir()} == before  # nothing touched
+
+
 def test_cli_export_and_bean_check(tmp_path):
     db = tmp_path / "books.db"
     with Ledger.open(f"sqlite:///{db}", clock=StepClock()) as ledger:

@@ -42,8 +42,8 @@ def export_beancount(
             if monthly:
                 try:
                     summary = export_directory(ledger, out, since_seq=since, as_of=cutoff, on_transaction=tick)
-                except ValueError as refused:  # --since would skip or repeat transactions
-                    raise typer.BadParameter(str(refused), param_hint="--since") from None
+                except ValueError as refused:  # a gap, a repeat, or another ledger's chain: nothing written
+                    raise typer.BadParameter(str(refused), param_hint="--out/--since") from None
             else:
                 if since is not None:
                     raise typer.BadParameter("--since appends to a --monthly export directory")

@@ -154,6 +154,10 @@ def export_directory(ledger: Ledger, directory: Path, *, since_seq: int | None =
     count, last = 0, None
     try:
         for tx in ledger.transactions(after_seq=start, upto_seq=upto):
+            if count == 0 and start and tx.prev_hash != previous["head_hash"]:
+                # Another ledger (or a rewritten one): appending would splice two chains together.
+                raise ValueError(f"{directory} ends at hash {previous['head_hash'][:16]}…, but transaction "
+                                 f"{tx.seq} follows {tx.prev_hash[:16]}…: not the same books")
             month = tx.occurred_at.strftime("%Y-%m")
             if month not in handles:
                 path = directory / f"{month}.beancount"
