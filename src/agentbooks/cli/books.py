@@ -56,7 +56,7 @@ def export_beancount(
 def report(
     name: str = typer.Argument(..., help=" | ".join(REPORTS)),
     fmt: str = typer.Option("csv", "--format", help=" | ".join(RENDERERS)),
-    as_of: str | None = typer.Option(None, "--as-of", help="RFC 3339 time or journal sequence (period end)"),
+    as_of: str | None = typer.Option(None, "--as-of", "--to", help="RFC 3339 time or journal sequence (period end)"),
     start: str | None = typer.Option(None, "--from", help="period start (journal, income statement, agent statement)"),
     agent: str | None = typer.Option(None, "--agent", help="the agent, for agent-statement"),
     out: Path | None = typer.Option(None, "--out", help="file to write (default: reports/<name>.<format>)"),
