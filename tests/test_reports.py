@@ -16,6 +16,7 @@ from agentbooks.demo import ScriptedClock, run_demo_day
 from agentbooks.render import RENDERERS, render
 from agentbooks.reports import REPORTS, build_report
 from agentbooks.reports.agents import holds_as_of
+from agentbooks.reports.books import general_journal
 from agentbooks.samples import SAMPLE_EXPORT, write_samples
 from conftest import ALICE, BOB, StepClock
 from random_books import AGENTS, fill_random
@@ -185,3 +186,13 @@ def test_every_report_is_the_same_on_both_engines(any_url, tmp_path):
             bodies.append([render(build_report(ledger, name, as_of=head, agent=AGENTS[0]), "json")
                            for name in sorted(REPORTS)])
     assert bodies[0] == bodies[1]
+
+
+def test_a_long_journal_is_cut_at_a_transaction_boundary_and_says_where_to_continue(ledger):
+    small_scenario(ledger)
+    whole = general_journal(ledger)
+    first = general_journal(ledger, max_rows=5)
+    assert first.checks == {"debits equal credits": True}  # never half a transaction
+    continue_after = int(first.notes[0].rsplit(" ", 1)[1])
+    rest = general_journal(ledger, start=continue_after)
+    assert first.rows + rest.rows == whole.rows and whole.notes == ()

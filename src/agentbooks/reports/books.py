@@ -117,7 +117,11 @@ def general_journal(ledger: Ledger, start: Any = None, end: Any = None, *, max_r
     first = ledger.resolve_as_of(start) if start is not None else 0
     last = ledger.resolve_as_of(end)
     rows: list[dict[str, Any]] = []
+    cut_at: int | None = None
     for tx in ledger.transactions(after_seq=first, upto_seq=last):
+        if len(rows) >= max_rows:
+            cut_at = tx.seq
+            break
         for p in tx.postings or ():
             rows.append({"time": tx.occurred_at, "seq": tx.seq, "transaction": tx.id, "kind": tx.kind.value,
                          "account": p.account, "debit": max(p.amount_micros, 0), "credit": max(-p.amount_micros, 0),
@@ -126,8 +130,6 @@ def general_journal(ledger: Ledger, start: Any = None, end: Any = None, *, max_r
             rows.append({"time": tx.occurred_at, "seq": tx.seq, "transaction": tx.id, "kind": tx.kind.value,
                          "account": acct.credit(tx.agent or ""), "debit": 0, "credit": 0,
                          "reference": f"limit {tx.credit_limit_micros}"})
-        if len(rows) >= max_rows:
-            break
     debit = sum(r["debit"] for r in rows)
     credit = sum(r["credit"] for r in rows)
     return Report(
@@ -138,6 +140,7 @@ def general_journal(ledger: Ledger, start: Any = None, end: Any = None, *, max_r
         rows=tuple(rows), totals={"time": "Total", "debit": debit, "credit": credit},
         checks={"debits equal credits": debit == credit},
         period=(_time_of(ledger, first), _time_of(ledger, last)),
+        notes=(f"cut at {max_rows} rows: continue with --from {cut_at - 1}",) if cut_at else (),
     )
 
 
