@@ -20,7 +20,12 @@ def _time_of(ledger: Ledger, seq: int) -> datetime | None:
 
 
 def _balances(ledger: Ledger, seq: int) -> dict[str, int]:
-    return ledger.service.read(lambda c: store.balances_by_prefix(c, "", as_of_seq=seq))
+    """Every account's balance at ``seq``: from the caches at the head, summed from postings before it."""
+    def read(conn):  # type: ignore[no-untyped-def]
+        at_head = store.head(conn)[0] == seq
+        return store.balances_by_prefix(conn, "", as_of_seq=None if at_head else seq)
+
+    return {account: micros for account, micros in ledger.service.read(read).items() if micros}
 
 
 def trial_balance(ledger: Ledger, as_of: Any = None) -> Report:
@@ -145,17 +150,9 @@ def general_journal(ledger: Ledger, start: Any = None, end: Any = None, *, max_r
 
 
 def obligations_chart(ledger: Ledger, upto_seq: int) -> Chart:
-    """Treasury against what is owed to agents, after each transaction (sampled to a few hundred points)."""
-    stride = max(1, upto_seq // MAX_CHART_POINTS)
-    treasury = owed = 0
-    series: dict[str, list] = {"Platform:Treasury": [], "Owed to agents": []}
-    for tx in ledger.transactions(upto_seq=upto_seq):
-        for p in tx.postings:
-            if p.account == acct.TREASURY:
-                treasury += p.amount_micros
-            elif p.account.startswith("Agent:"):
-                owed -= p.amount_micros
-        if tx.seq % stride == 0 or tx.seq == upto_seq:
-            series["Platform:Treasury"].append((tx.occurred_at, treasury))
-            series["Owed to agents"].append((tx.occurred_at, owed))
-    return Chart("Treasury vs. obligations to agents (USDC)", series)
+    """Treasury against what is owed to agents over time (sampled to a few hundred points, in SQL)."""
+    points = ledger.service.read(lambda c: store.treasury_and_obligations(c, upto_seq, MAX_CHART_POINTS))
+    return Chart("Treasury vs. obligations to agents (USDC)", {
+        "Platform:Treasury": [(t, treasury) for t, treasury, _ in points],
+        "Owed to agents": [(t, owed) for t, _, owed in points],
+    })

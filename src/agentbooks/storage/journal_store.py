@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy import delete as sa_delete
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -606,6 +606,33 @@ def accounts_first_used(conn: Connection, *, upto_seq: int | None = None) -> dic
         .order_by(sub.c.account)
     )
     return {account: from_us(at_us) for account, at_us in rows}
+
+
+def treasury_and_obligations(conn: Connection, upto_seq: int, buckets: int) -> list[tuple[datetime, int, int]]:
+    """Treasury and what is owed to agents at up to ``buckets`` evenly spaced points of the journal.
+
+    One aggregate pass in SQL (not a walk of every transaction in Python):
+    (time of the bucket's last transaction, treasury, owed to agents).
+    """
+    if upto_seq <= 0:
+        return []
+    stride = max(1, -(-upto_seq // buckets))
+    # Integer division on both engines (SQLite and PostgreSQL divide integers as integers).
+    bucket = (postings.c.seq - 1) / stride
+    treasury = func.sum(case((postings.c.account == acct.TREASURY, postings.c.amount_micros), else_=0))
+    owed = func.sum(case((postings.c.account.like("Agent:%"), -postings.c.amount_micros), else_=0))
+    rows = conn.execute(
+        select(bucket.label("b"), treasury, owed, func.max(postings.c.seq))
+        .where(postings.c.seq <= upto_seq).group_by("b").order_by("b")
+    ).all()
+    times = dict(conn.execute(select(journal.c.seq, journal.c.occurred_at_us).where(
+        journal.c.seq.in_([int(r[3]) for r in rows]))).all())
+    series, running_treasury, running_owed = [], 0, 0
+    for _, t, o, last in rows:
+        running_treasury += int(t)
+        running_owed += int(o)
+        series.append((from_us(times[int(last)]), running_treasury, running_owed))
+    return series
 
 
 def known_agents(conn: Connection) -> list[str]:
