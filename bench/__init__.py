@@ -1,0 +1,1 @@
+"""The agentbooks benchmark suite: ``python -m bench [--quick]``. See bench/README.md."""
