@@ -196,3 +196,19 @@ def test_a_long_journal_is_cut_at_a_transaction_boundary_and_says_where_to_conti
     continue_after = int(first.notes[0].rsplit(" ", 1)[1])
     rest = general_journal(ledger, start=continue_after)
     assert first.rows + rest.rows == whole.rows and whole.notes == ()
+
+
+def test_a_long_agent_statement_closes_where_it_is_cut_and_still_adds_up(monkeypatch):
+    import agentbooks.reports.agents as statements
+
+    monkeypatch.setattr(statements, "PAGE", 5)
+    monkeypatch.setattr(statements, "MAX_STATEMENT_TRANSACTIONS", 30)
+    with Ledger.open("sqlite://", clock=StepClock()) as ledger:
+        fill_random(ledger, seed=4, operations=200)
+        first = build_report(ledger, "agent-statement", agent=AGENTS[0])
+        assert first.as_of_seq < ledger.head()[0] and all(first.checks.values())
+        rest = build_report(ledger, "agent-statement", agent=AGENTS[0], start=first.as_of_seq)
+        assert all(rest.checks.values()) and rest.as_of_seq == ledger.head()[0]
+    assert f"continue with --from {first.as_of_seq}" in first.notes[-1]
+    closing = [r["balance"] for r in first.rows[-4:]]
+    assert [r["balance"] for r in rest.rows[:4]] == closing  # the next statement opens where this one closed

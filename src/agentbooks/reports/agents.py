@@ -56,6 +56,9 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
         if len(page) < PAGE:
             break
         cursor = page[-1].seq
+    cut = len(rows) >= MAX_STATEMENT_TRANSACTIONS and cursor < last
+    if cut:  # a very long period: close at the last transaction shown, so the statement still adds up
+        last = cursor
     closing = ledger.get_balance(address, as_of=last)
     expected = {
         acct.AgentBucket.AVAILABLE: int(closing.available.scaleb(6)),
@@ -73,7 +76,8 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
                  Column("change", "Change", "money"), Column("balance", "Balance", "money")),
         rows=tuple(rows),
         checks={"running balances end at the ledger's closing balance": running == expected},
-        notes=("Credit is the credit drawn (what the agent owes); the others are what the platform owes the agent.",),
+        notes=("Credit is the credit drawn (what the agent owes); the others are what the platform owes the agent.",)
+        + ((f"cut at {MAX_STATEMENT_TRANSACTIONS} rows: continue with --from {last}",) if cut else ()),
         period=(_time_of(ledger, first), _time_of(ledger, last)),
         chart=chart,
     )
