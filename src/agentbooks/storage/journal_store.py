@@ -89,7 +89,7 @@ _BALANCE_ROWS = select(balances.c.account, balances.c.balance_micros).where(
 # rows from the statement's older snapshot (the PostgreSQL concurrency test
 # catches that as an overdraft).
 _LOCK_AGENTS = (
-    select(agents.c.address).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
+    select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
     .order_by(agents.c.address).with_for_update()
 )
 _ADD_TO_BALANCE = (
@@ -164,24 +164,28 @@ def _ensure_agents(conn: Connection, missing: Iterable[str]) -> None:
 
 
 def lock_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
-    """Lock the agents' rows in address order (creating them if new) and read their state."""
+    """Lock the agents' rows in address order (creating them if new) and read their state.
+
+    A locked row is read as it is after any wait, so the lock query's rows are
+    current; the balances are then read in a statement of their own.
+    """
     ordered = sorted(set(addresses))
-    locked = set(conn.execute(_LOCK_AGENTS, {"addresses": ordered}).scalars())
-    if len(locked) < len(ordered):
-        _ensure_agents(conn, set(ordered) - locked)
-        conn.execute(_LOCK_AGENTS, {"addresses": ordered}).all()
-    return _agent_states(conn, ordered)
+    rows = {r.address: r for r in conn.execute(_LOCK_AGENTS, {"addresses": ordered})}
+    if len(rows) < len(ordered):
+        _ensure_agents(conn, set(ordered) - rows.keys())
+        rows = {r.address: r for r in conn.execute(_LOCK_AGENTS, {"addresses": ordered})}
+    return _with_balances(conn, rows)
 
 
 def read_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
     """The agents' current state without locking; unknown agents read as all zero."""
-    states = _agent_states(conn, list(addresses))
+    rows = {r.address: r for r in conn.execute(_AGENT_ROWS, {"addresses": list(addresses)})}
+    states = _with_balances(conn, rows)
     return {a: states.get(a, AgentState(a)) for a in addresses}
 
 
-def _agent_states(conn: Connection, addresses: list[str]) -> dict[str, AgentState]:
-    """Agents' rows, then their balance rows (callers read both inside one transaction or lock)."""
-    rows = {r.address: r for r in conn.execute(_AGENT_ROWS, {"addresses": addresses})}
+def _with_balances(conn: Connection, rows: dict[str, Any]) -> dict[str, AgentState]:
+    """Agents' rows plus their balance rows (callers read both inside one transaction or lock)."""
     names = {name: (a, bucket) for a in rows for bucket, name in acct.agent_accounts(a).items()}
     sums: dict[str, dict[acct.AgentBucket, int]] = defaultdict(lambda: defaultdict(int))
     if names:
