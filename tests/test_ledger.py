@@ -104,6 +104,7 @@ def test_a_failed_operation_writes_nothing(any_ledger):
         lambda: any_ledger.use_credit(ALICE, "1"),
         lambda: any_ledger.hold(ALICE, "1", "bad reference with spaces"),
         lambda: any_ledger.reverse("no-such-transaction", "x"),
+        lambda: any_ledger.release_hold(ALICE, "1", "h", reason="line one\nline two"),  # control characters
         lambda: any_ledger.batch([
             {"op": "spend", "agent": ALICE, "amount": "6", "session_key_id": "sk"},
             {"op": "spend", "agent": ALICE, "amount": "6", "session_key_id": "sk"},  # overdraws: all undone

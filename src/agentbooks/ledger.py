@@ -25,6 +25,7 @@ from .service import LedgerService, utc_now
 from .storage import journal_store as store
 
 MAX_HISTORY_LIMIT = 1000
+MAX_OPEN_HOLDS = 1_000_000
 
 
 class Ledger:
@@ -240,9 +241,12 @@ class Ledger:
             raise NotFound(f"no {kind.value} {reference!r} for {agent}", reference=reference)
         return found
 
-    def open_holds(self, *, agent: str | None = None) -> list[HoldState]:
+    def open_holds(self, *, agent: str | None = None, limit: int = MAX_OPEN_HOLDS) -> list[HoldState]:
+        """Open holds and escrows, oldest first, at most ``limit`` (bounded: ask for fewer, not more)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OPEN_HOLDS:
+            raise InvalidArgument(f"limit must be 1..{MAX_OPEN_HOLDS}", field="limit")
         address = normalize_address(agent) if agent else None
-        return self.service.read(lambda c: store.list_holds(c, agent=address, open_only=True))
+        return self.service.read(lambda c: store.list_holds(c, agent=address, open_only=True, limit=limit))
 
     def agents(self) -> list[str]:
         return self.service.read(store.known_agents)

@@ -144,8 +144,9 @@ def reverse(transaction_id: Any, reason: Any) -> ops.Reverse:
 def _memo(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 500:
-        raise InvalidArgument("a reason is a string of at most 500 characters", field="reason")
+    if not isinstance(value, str) or len(value) > 500 or not value.isprintable():
+        # Printable only: a reason is copied verbatim into exports and logs.
+        raise InvalidArgument("a reason is printable text of at most 500 characters", field="reason")
     return value
 
 

@@ -46,6 +46,7 @@ from .storage.engine import WRITE, make_engine, migrate
 T = TypeVar("T")
 
 MAX_BATCH_OPERATIONS = 10_000
+MAX_SWEEP_PAGES = 1000  # one sweep releases at most this many pages of expired holds
 MAX_ATTEMPTS = 25
 _RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
@@ -195,12 +196,16 @@ class LedgerService:
         """Release what is left of every hold whose expiry has passed; one transaction each."""
         moment = now or self.clock()
         released = []
-        for hold in self.read(lambda c: store.list_holds(c, kind=HoldKind.HOLD, expired_before=moment, limit=limit)):
-            op = ReleaseHold(hold.agent, hold.remaining_micros, hold.reference, reason="expired")
-            try:
-                released.extend(self.execute([op]))
-            except (HoldExceeded, UnknownHold):
-                continue  # confirmed or released concurrently; the next sweep sees the new state
+        for _ in range(MAX_SWEEP_PAGES):
+            page = self.read(lambda c: store.list_holds(c, kind=HoldKind.HOLD, expired_before=moment, limit=limit))
+            for hold in page:
+                op = ReleaseHold(hold.agent, hold.remaining_micros, hold.reference, reason="expired")
+                try:
+                    released.extend(self.execute([op]))
+                except (HoldExceeded, UnknownHold):
+                    continue  # confirmed or released concurrently; the next sweep sees the new state
+            if len(page) < limit:
+                break
         return released
 
     # --- reads -------------------------------------------------------------------

@@ -45,9 +45,10 @@ def get_credit(agent: str = Depends(agent_reader), ledger: Ledger = Depends(get_
 
 
 @router.get("/holds", response_model=s.HoldsOut, responses=ERRORS)
-def get_open_holds(agent: str = Depends(agent_reader), ledger: Ledger = Depends(get_ledger)) -> s.HoldsOut:
-    """Open holds and escrows of the agent, with what each still holds."""
-    return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds(agent=agent)])
+def get_open_holds(agent: str = Depends(agent_reader), ledger: Ledger = Depends(get_ledger),
+                   limit: int = Query(1000, ge=1, le=100_000)) -> s.HoldsOut:
+    """Open holds and escrows of the agent, oldest first, with what each still holds."""
+    return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds(agent=agent, limit=limit)])
 
 
 @router.post("/withdraw", status_code=202, response_model=s.WithdrawOut, responses=ERRORS)

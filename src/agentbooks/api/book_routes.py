@@ -58,9 +58,9 @@ def journal(ledger: Ledger = Depends(get_ledger), after_seq: int = Query(0, ge=0
 
 
 @router.get("/holds", response_model=s.HoldsOut, responses=ERRORS)
-def open_holds(ledger: Ledger = Depends(get_ledger)):
-    """Every open hold and escrow."""
-    return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds()])
+def open_holds(ledger: Ledger = Depends(get_ledger), limit: int = Query(1000, ge=1, le=100_000)):
+    """Open holds and escrows, oldest first, at most ``limit``."""
+    return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds(limit=limit)])
 
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "html": "text/html; charset=utf-8",
