@@ -163,12 +163,14 @@ print(s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def export_vs_loader(url: str, workdir: Path) -> dict[str, float]:
     out = workdir / "bench.beancount"
-    export_s, trial_s, export_kb = map(float, subprocess.run(
-        [sys.executable, "-c", _EXPORT_SCRIPT, url, str(out)], capture_output=True, text=True, check=True
-    ).stdout.split())
-    load_s, load_kb = map(float, subprocess.run(
-        [sys.executable, "-c", _LOAD_SCRIPT, str(out)], capture_output=True, text=True, check=True
-    ).stdout.split())
+    def measured(*args: str) -> list[float]:
+        run = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"measurement failed: {run.stderr[-3000:]}")
+        return [float(x) for x in run.stdout.split()]
+
+    export_s, trial_s, export_kb = measured(_EXPORT_SCRIPT, url, str(out))
+    load_s, load_kb = measured(_LOAD_SCRIPT, str(out))
     return {"export_s": export_s, "trial_balance_s": trial_s, "export_peak_mb": export_kb / 1024,
             "beancount_load_s": load_s, "beancount_peak_mb": load_kb / 1024,
             "file_mb": out.stat().st_size / 2**20}

@@ -212,3 +212,13 @@ def test_a_long_agent_statement_closes_where_it_is_cut_and_still_adds_up(monkeyp
     assert f"continue with --from {first.as_of_seq}" in first.notes[-1]
     closing = [r["balance"] for r in first.rows[-4:]]
     assert [r["balance"] for r in rest.rows[:4]] == closing  # the next statement opens where this one closed
+
+
+def test_the_chart_is_sampled_to_a_bounded_number_of_points(ledger):
+    from agentbooks.reports.books import MAX_CHART_POINTS, obligations_chart
+
+    ledger.batch([{"op": "deposit", "agent": ALICE, "amount": "1", "tx_hash": f"0x{i}"} for i in range(450)])
+    chart = obligations_chart(ledger, ledger.head()[0])
+    treasury = chart.series["Platform:Treasury"]
+    assert 100 <= len(treasury) <= MAX_CHART_POINTS
+    assert treasury[-1][1] == 450_000_000 and [v for _, v in treasury] == sorted(v for _, v in treasury)

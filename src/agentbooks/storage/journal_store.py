@@ -621,8 +621,7 @@ def treasury_and_obligations(conn: Connection, upto_seq: int, buckets: int) -> l
     if upto_seq <= 0:
         return []
     stride = max(1, -(-upto_seq // buckets))
-    # Integer division on both engines (SQLite and PostgreSQL divide integers as integers).
-    bucket = (postings.c.seq - 1) / stride
+    bucket = (postings.c.seq - 1) // stride  # floor division: "/" would be true division in SQLAlchemy 2
     treasury = func.sum(case((postings.c.account == acct.TREASURY, postings.c.amount_micros), else_=0))
     owed = func.sum(case((postings.c.account.like("Agent:%"), -postings.c.amount_micros), else_=0))
     rows = conn.execute(
