@@ -178,12 +178,13 @@ def export_vs_loader(url: str, workdir: Path) -> dict[str, float]:
 
 # --- 6: the API under load ------------------------------------------------------------------------
 
-def api_load(url: str, seconds: float, clients: int) -> dict[str, float]:
+def api_load(url: str, seconds: float, clients: int, workers: int = 2) -> dict[str, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "AGENTBOOKS_ADMIN_SECRET": "bench", "AGENTBOOKS_DATABASE_URL": url}
-    server = subprocess.Popen([sys.executable, "-m", "agentbooks.cli", "serve", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "agentbooks.cli", "serve", "--port", str(port),
+                               "--workers", str(workers)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

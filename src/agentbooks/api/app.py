@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 
+from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV
 from ..config import database_url as resolve_database_url
 from ..ledger import Ledger
 from . import admin_routes, agent_routes, book_routes
@@ -42,3 +45,9 @@ def create_app(database_url: str | None = None, admin_secret: str | None = None,
         return {"status": "ok", "journalSeq": seq, "head": tip}
 
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app as ``agentbooks serve`` configures it (database URL and admin secret from the environment),
+    for process managers that import an app factory (``uvicorn --factory``, several workers)."""
+    return create_app(os.environ.get(DATABASE_URL_ENV), os.environ.get(ADMIN_SECRET_ENV))

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Callable, TypeVar
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from ..domain.errors import LedgerError
@@ -59,25 +59,50 @@ class Metrics:
         return result
 
 
-def install_observability(app: FastAPI, metrics: Metrics) -> None:
-    @app.middleware("http")
-    async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
-        incoming = request.headers.get("x-request-id", "")
+class RequestContext:
+    """Pure ASGI middleware: request id in and out, one metric and one log line per request.
+
+    (Starlette's ``BaseHTTPMiddleware`` would cost a task and a stream per
+    request: about a third of a balance read's time.)
+    """
+
+    def __init__(self, app, metrics: Metrics) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        request.state.request_id = request_id
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
+        status, answered = 500, False
+
+        async def send_with_id(message) -> None:  # type: ignore[no-untyped-def]
+            nonlocal status, answered
+            if message["type"] == "http.response.start":
+                status, answered = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         except Exception:  # a bug: still answered in our shape, with the request id, and counted
-            response = internal_error(request_id)
-        elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, template, str(response.status_code)).observe(elapsed)
-        response.headers["X-Request-ID"] = request_id
-        log.info("request", extra={"request_id": request_id, "method": request.method, "path": template,
-                                   "status": response.status_code, "duration_ms": round(elapsed * 1000, 3)})
-        return response
+            if answered:
+                raise
+            await internal_error(request_id)(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], template, str(status)).observe(elapsed)
+            log.info("request", extra={"request_id": request_id, "method": scope["method"], "path": template,
+                                       "status": status, "duration_ms": round(elapsed * 1000, 3)})
+
+
+def install_observability(app: FastAPI, metrics: Metrics) -> None:
+    app.add_middleware(RequestContext, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

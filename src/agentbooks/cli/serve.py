@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import typer
 
 from ..api_keys import Role, create_key, revoke_key
-from ..config import ADMIN_SECRET_ENV, database_url
+from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV, database_url
 from ..ledger import Ledger
 from . import app
 from .common import DatabaseUrl, console, open_ledger
@@ -26,6 +27,7 @@ def serve(
     admin_secret: str | None = typer.Option(None, "--admin-secret", envvar=ADMIN_SECRET_ENV,
                                             help="enables the admin routes (X-Admin-Secret)"),
     demo: bool = typer.Option(False, "--demo", help="serve a fresh SQLite ledger loaded with the demo day"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="worker processes (each opens its own pool)"),
 ) -> None:
     """Serve the HTTP API with uvicorn (JSON logs on stderr, metrics at /metrics)."""
     import uvicorn
@@ -49,7 +51,16 @@ def serve(
         with Ledger.open(resolved, clock=ScriptedClock()) as ledger:
             run_demo_day(ledger)
         console.print(f"demo ledger loaded into {path}")
-    uvicorn.run(create_app(resolved, admin_secret), host=host, port=port, log_level="warning", access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(resolved, admin_secret), host=host, port=port, log_level="warning", access_log=False)
+        return
+    # Several processes need an importable factory; it reads the same settings from the environment.
+    os.environ[DATABASE_URL_ENV] = resolved
+    if admin_secret:
+        os.environ[ADMIN_SECRET_ENV] = admin_secret
+    Ledger.open(resolved).close()  # migrate once, before the workers race to
+    uvicorn.run("agentbooks.api.app:create_app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="warning", access_log=False)
 
 
 @api_key_app.command("create")
