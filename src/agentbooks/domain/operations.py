@@ -97,6 +97,48 @@ class Operation:
         return out
 
 
+class AgentOperation(Operation):
+    """An operation on one agent's money (``self.agent``)."""
+
+    agent: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return (self.agent,)
+
+
+class HoldOperation(AgentOperation):
+    """An operation on one of the agent's holds (``self.reference``)."""
+
+    reference: str
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.HOLD, self.agent, self.reference),)
+
+
+class EscrowOperation(AgentOperation):
+    """An operation on one of the agent's escrows (``self.reference``)."""
+
+    reference: str
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((HoldKind.ESCROW, self.agent, self.reference),)
+
+
+class BuyerSellerOperation(Operation):
+    """Money from a buyer's hold or escrow (``held_in``, ``self.reference``) to a seller."""
+
+    held_in: ClassVar[HoldKind]
+    buyer: str
+    seller: str
+    reference: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return tuple(sorted({self.buyer, self.seller}))
+
+    def hold_keys(self) -> tuple[HoldKey, ...]:
+        return ((self.held_in, self.buyer, self.reference),)
+
+
 # --- shared posting shapes -------------------------------------------------
 
 
@@ -195,16 +237,13 @@ def consume_hold(hold: HoldState, amount_micros: int, now: datetime) -> HoldEffe
 
 
 @dataclass(frozen=True)
-class Deposit(Operation):
+class Deposit(AgentOperation):
     kind: ClassVar[Kind] = Kind.DEPOSIT
     agent: str
     amount_micros: int
     tx_hash: str
     chain_id: int = 0
     log_index: int = 0
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
 
     def unique_key(self) -> UniqueKey:
         return UniqueKey("deposit", f"{self.chain_id}:{self.tx_hash}:{self.log_index}", DuplicateDeposit)
@@ -223,14 +262,11 @@ class Deposit(Operation):
 
 
 @dataclass(frozen=True)
-class Withdraw(Operation):
+class Withdraw(AgentOperation):
     kind: ClassVar[Kind] = Kind.WITHDRAW
     agent: str
     amount_micros: int
     tx_hash: str
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
 
     def unique_key(self) -> UniqueKey:
         return UniqueKey("withdraw", self.tx_hash, DuplicateWithdrawal)
@@ -249,14 +285,11 @@ class Withdraw(Operation):
 
 
 @dataclass(frozen=True)
-class Spend(Operation):
+class Spend(AgentOperation):
     kind: ClassVar[Kind] = Kind.SPEND
     agent: str
     amount_micros: int
     session_key_id: str
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -273,19 +306,13 @@ class Spend(Operation):
 
 
 @dataclass(frozen=True)
-class Hold(Operation):
+class Hold(HoldOperation):
     kind: ClassVar[Kind] = Kind.HOLD
     agent: str
     amount_micros: int
     reference: str
     expires_at: datetime | None = None
     allow_credit: bool = True  # False for withdrawals: money leaving the platform is never borrowed
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.HOLD, self.agent, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -319,7 +346,7 @@ class Hold(Operation):
 
 
 @dataclass(frozen=True)
-class ConfirmHold(Operation):
+class ConfirmHold(HoldOperation):
     """The held transfer went out on chain: the money leaves the platform."""
 
     kind: ClassVar[Kind] = Kind.CONFIRM_HOLD
@@ -327,12 +354,6 @@ class ConfirmHold(Operation):
     amount_micros: int
     reference: str
     tx_hash: str | None = None
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.HOLD, self.agent, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -353,7 +374,7 @@ class ConfirmHold(Operation):
 
 
 @dataclass(frozen=True)
-class ReleaseHold(Operation):
+class ReleaseHold(HoldOperation):
     """The held transfer failed: the money returns, credit first."""
 
     kind: ClassVar[Kind] = Kind.RELEASE_HOLD
@@ -361,12 +382,6 @@ class ReleaseHold(Operation):
     amount_micros: int
     reference: str
     reason: str | None = None
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.HOLD, self.agent, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -402,21 +417,16 @@ class ReleaseHold(Operation):
 
 
 @dataclass(frozen=True)
-class SettleHold(Operation):
+class SettleHold(BuyerSellerOperation):
     """Pay a seller from the buyer's hold, the platform keeping an optional fee."""
 
+    held_in: ClassVar[HoldKind] = HoldKind.HOLD
     kind: ClassVar[Kind] = Kind.SETTLE_HOLD
     buyer: str
     seller: str
     amount_micros: int
     reference: str
     fee_micros: int = 0
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return tuple(sorted({self.buyer, self.seller}))
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.HOLD, self.buyer, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a, fee = self.amount_micros, self.fee_micros
@@ -446,17 +456,11 @@ class SettleHold(Operation):
 
 
 @dataclass(frozen=True)
-class EscrowLock(Operation):
+class EscrowLock(EscrowOperation):
     kind: ClassVar[Kind] = Kind.ESCROW_LOCK
     agent: str
     amount_micros: int
     reference: str
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.ESCROW, self.agent, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -503,18 +507,13 @@ def _escrow_out(
 
 
 @dataclass(frozen=True)
-class ReleaseEscrow(Operation):
+class ReleaseEscrow(BuyerSellerOperation):
+    held_in: ClassVar[HoldKind] = HoldKind.ESCROW
     kind: ClassVar[Kind] = Kind.RELEASE_ESCROW
     buyer: str
     seller: str
     amount_micros: int
     reference: str
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return tuple(sorted({self.buyer, self.seller}))
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.ESCROW, self.buyer, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         if self.buyer == self.seller:
@@ -530,17 +529,11 @@ class ReleaseEscrow(Operation):
 
 
 @dataclass(frozen=True)
-class RefundEscrow(Operation):
+class RefundEscrow(EscrowOperation):
     kind: ClassVar[Kind] = Kind.REFUND_ESCROW
     agent: str
     amount_micros: int
     reference: str
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.ESCROW, self.agent, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         postings, flows, effect = _escrow_out(ctx, self.agent, self.reference, None, self.amount_micros)
@@ -552,20 +545,15 @@ class RefundEscrow(Operation):
 
 
 @dataclass(frozen=True)
-class SettleEscrow(Operation):
+class SettleEscrow(BuyerSellerOperation):
     """Partial settle: pay the seller part of an escrow and refund the buyer the rest."""
 
+    held_in: ClassVar[HoldKind] = HoldKind.ESCROW
     kind: ClassVar[Kind] = Kind.SETTLE_ESCROW
     buyer: str
     seller: str
     seller_amount_micros: int
     reference: str
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return tuple(sorted({self.buyer, self.seller}))
-
-    def hold_keys(self) -> tuple[HoldKey, ...]:
-        return ((HoldKind.ESCROW, self.buyer, self.reference),)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         if self.buyer == self.seller:
@@ -587,16 +575,13 @@ class SettleEscrow(Operation):
 
 
 @dataclass(frozen=True)
-class Refund(Operation):
+class Refund(AgentOperation):
     """A transfer failed after the money left: the platform credits it back."""
 
     kind: ClassVar[Kind] = Kind.REFUND
     agent: str
     amount_micros: int
     reference: str
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
 
     def unique_key(self) -> UniqueKey:
         return UniqueKey("refund", f"{self.agent}:{self.reference}", DuplicateRefund)
@@ -618,13 +603,10 @@ class Refund(Operation):
 
 
 @dataclass(frozen=True)
-class SetCreditLimit(Operation):
+class SetCreditLimit(AgentOperation):
     kind: ClassVar[Kind] = Kind.SET_CREDIT_LIMIT
     agent: str
     limit_micros: int
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         state = ctx.agent(self.agent)
@@ -641,13 +623,10 @@ class SetCreditLimit(Operation):
 
 
 @dataclass(frozen=True)
-class UseCredit(Operation):
+class UseCredit(AgentOperation):
     kind: ClassVar[Kind] = Kind.USE_CREDIT
     agent: str
     amount_micros: int
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -665,13 +644,10 @@ class UseCredit(Operation):
 
 
 @dataclass(frozen=True)
-class RepayCredit(Operation):
+class RepayCredit(AgentOperation):
     kind: ClassVar[Kind] = Kind.REPAY_CREDIT
     agent: str
     amount_micros: int
-
-    def involved_agents(self) -> tuple[str, ...]:
-        return (self.agent,)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         state = ctx.agent(self.agent)
