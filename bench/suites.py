@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -197,12 +198,15 @@ def api_load(url: str, seconds: float, clients: int, workers: int = 2) -> dict[s
         results = {}
         agent = agent_address(0)
         if shutil.which("wrk"):
-            results.update(wrk_balance_reads(f"{base}/v1/agents/{agent}/balance", seconds, clients))
-        for name, make in (
-            *([] if "balance_rps" in results else [("balance", lambda c, i: c.get(f"/v1/agents/{agent}/balance"))]),
+            results.update(wrk_load("balance", f"{base}/v1/agents/{agent}/balance", seconds, clients))
+            results.update(wrk_load("deposit", f"{base}/v1/admin/deposits", seconds, clients,
+                                    script=_WRK_DEPOSITS.replace("AGENT", agent)))
+        fallbacks = (
+            ("balance", lambda c, i: c.get(f"/v1/agents/{agent}/balance")),
             ("deposit", lambda c, i: c.post("/v1/admin/deposits", json={
                 "agentAddress": agent, "amount": "1", "txHash": f"0xapi{i}-{uuid.uuid4().hex[:8]}"})),
-        ):
+        )
+        for name, make in [(n, m) for n, m in fallbacks if f"{n}_rps" not in results]:
             latencies: list[float] = []
             lock = threading.Lock()
             deadline = time.perf_counter() + seconds
@@ -241,13 +245,38 @@ def _wrk_ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk_balance_reads(url: str, seconds: float, connections: int) -> dict[str, float]:
+# Each request a new deposit: a unique tx hash per wrk thread (``setup`` numbers them) and request.
+_WRK_DEPOSITS = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tag", threads)
+end
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  local body = '{"agentAddress":"AGENT","amount":"1","txHash":"0xwrk' .. os.time() .. '-' .. tag .. '-' .. counter .. '"}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def wrk_load(name: str, url: str, seconds: float, connections: int, *, script: str | None = None) -> dict:
     """wrk (a C load generator) measures the server, not a Python client competing for the same cores."""
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency",
-                          "-H", "X-Admin-Secret: bench", url], capture_output=True, text=True, timeout=120).stdout
-    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
-    p50 = _wrk_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _wrk_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency", "-H", "X-Admin-Secret: bench"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        if script:
+            lua.write(script)
+            lua.flush()
+            args += ["-s", lua.name]
+        out = subprocess.run([*args, url], capture_output=True, text=True, timeout=120).stdout
+    found = [re.search(pattern, out) for pattern in (r"Requests/sec:\s+([0-9.]+)", r"50%\s+([0-9.]+(?:us|ms|s))\b",
+                                                     r"99%\s+([0-9.]+(?:us|ms|s))\b")]
+    if not all(found):
+        raise RuntimeError(f"wrk printed no figures for {name}:\n{out[-2000:]}")
+    rps, p50, p99 = float(found[0].group(1)), _wrk_ms(found[1].group(1)), _wrk_ms(found[2].group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    assert errors is None, f"wrk saw {errors.group(1)} error responses"
-    return {"balance_rps": rps, "balance_p50_ms": p50, "balance_p99_ms": p99, "balance_tool": "wrk"}
+    assert errors is None, f"wrk saw {errors.group(1)} error responses for {name}"
+    return {f"{name}_rps": rps, f"{name}_p50_ms": p50, f"{name}_p99_ms": p99, f"{name}_tool": "wrk"}

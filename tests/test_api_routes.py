@@ -155,7 +155,7 @@ def test_books_routes_for_accountants(api):
     accounts = a.get("/v1/accounts", headers=acc).json()
     assert accounts["total"] == "0.000000"
     assert {x["account"]: x["balance"] for x in accounts["accounts"]}["Platform:Treasury"] == "10.000000"
-    assert a.get(f"/v1/accounts", params={"prefix": f"Agent:{ALICE}", "at": "0"}, headers=acc).json()["total"] == "0.000000"
+    assert a.get("/v1/accounts", params={"prefix": f"Agent:{ALICE}", "at": "0"}, headers=acc).json()["total"] == "0.000000"
     assert a.get(f"/v1/accounts/Agent:{ALICE}:Available", headers=acc).json()["balance"] == "-10.000000"
     assert a.get(f"/v1/transactions/{tx['id']}", headers=acc).json()["transaction"]["hash"] == tx["hash"]
     journal = a.get("/v1/journal", params={"afterSeq": 0, "limit": 1}, headers=acc).json()

@@ -18,7 +18,7 @@ from agentbooks.reports import REPORTS, build_report
 from agentbooks.reports.agents import holds_as_of
 from agentbooks.reports.books import general_journal
 from agentbooks.samples import SAMPLE_EXPORT, write_samples
-from conftest import ALICE, BOB, StepClock
+from conftest import ALICE, StepClock
 from random_books import AGENTS, fill_random
 from test_export_beancount import small_scenario
 

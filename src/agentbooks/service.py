@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from .domain.errors import (
     ConcurrencyConflict,
@@ -41,6 +41,8 @@ from .domain.operations import (
     project_hold,
 )
 from .storage import journal_store as store
+from .storage import write_path as writes
+from .storage.driver_sql import DRIVER_ERRORS, is_retryable
 from .storage.engine import WRITE, make_engine, migrate
 
 T = TypeVar("T")
@@ -48,23 +50,10 @@ T = TypeVar("T")
 MAX_BATCH_OPERATIONS = 10_000
 MAX_SWEEP_PAGES = 1000  # one sweep releases at most this many pages of expired holds
 MAX_ATTEMPTS = 25
-_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    if exc.connection_invalidated:
-        return True  # the server dropped a pooled connection; the pool hands out a fresh one
-    if isinstance(exc, IntegrityError):
-        return True  # a concurrent writer claimed the same key first: retry into the typed error
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate in _RETRYABLE_SQLSTATES:
-        return True
-    text = str(exc.orig).lower()
-    return "database is locked" in text or "database is busy" in text
 
 
 def fingerprint(ops: Sequence[Operation]) -> str:
@@ -94,7 +83,8 @@ class LedgerService:
             raise InvalidArgument("a batch needs at least one operation")
         if len(ops) > MAX_BATCH_OPERATIONS:
             raise InvalidArgument(f"a batch holds at most {MAX_BATCH_OPERATIONS} operations")
-        request_fp = fingerprint(ops)
+        # The request's fingerprint is compared on an idempotent retry; without a key nobody reads it.
+        request_fp = fingerprint(ops) if idempotency_key is not None else None
         return self._with_retries(lambda conn: self._execute_once(conn, ops, idempotency_key, request_fp))
 
     def write(self, work: Callable[[Connection], T]) -> T:
@@ -107,9 +97,9 @@ class LedgerService:
                 with self.engine.connect().execution_options(**{WRITE: True}) as conn:
                     with conn.begin():
                         return work(conn)
-            except DBAPIError as exc:
-                if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:
-                    if _retryable(exc):
+            except DRIVER_ERRORS as exc:
+                if not is_retryable(exc) or attempt == MAX_ATTEMPTS - 1:
+                    if is_retryable(exc):
                         raise ConcurrencyConflict("the write kept colliding with concurrent writers; retry") from exc
                     raise
                 # Jittered exponential backoff, capped: colliding writers spread out.
@@ -117,23 +107,25 @@ class LedgerService:
         raise AssertionError("unreachable")
 
     def _execute_once(
-        self, conn: Connection, ops: Sequence[Operation], idempotency_key: str | None, request_fp: str
+        self, conn: Connection, ops: Sequence[Operation], idempotency_key: str | None, request_fp: str | None
     ) -> list[Transaction]:
-        idem = UniqueKey("idempotency", idempotency_key, IdempotencyConflict) if idempotency_key else None
-        if idem is not None:
-            found = store.find_unique(conn, idem)
-            if found is not None:
-                first_seq, last_seq, stored_fp = found
-                if stored_fp != request_fp:
-                    raise IdempotencyConflict("this idempotency key was used with a different request")
-                return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
         ops, originals = self._resolve_reversals(conn, ops)
         keys = [op.unique_key() for op in ops]
-        self._check_keys_unused(conn, keys)
-        # Lock every involved agent once, in address order, then plan the whole batch in memory:
-        # each operation sees the state the previous ones left.
-        states = store.lock_agents(conn, sorted({a for op in ops for a in op.involved_agents()}))
-        hold_states = store.read_holds(conn, sorted({k for op in ops for k in op.hold_keys()}, key=str))
+        wanted = [k for k in keys if k is not None]
+        if idempotency_key is not None:
+            wanted.append(UniqueKey("idempotency", idempotency_key, IdempotencyConflict))
+        # Lock every involved agent once, in address order, reading their state, references and
+        # the keys the call would use; then plan the whole batch in memory: each operation sees
+        # the state the previous ones left.
+        states, hold_states, used = writes.load_for_write(
+            conn, [a for op in ops for a in op.involved_agents()],
+            sorted({k for op in ops for k in op.hold_keys()}, key=str), wanted)
+        if idempotency_key is not None and (found := used.get(("idempotency", idempotency_key))):
+            first_seq, last_seq, stored_fp = found
+            if stored_fp != request_fp:
+                raise IdempotencyConflict("this idempotency key was used with a different request")
+            return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
+        self._check_keys_unused(keys, used)
         now = self.clock()
         drafts = []
         for op in ops:
@@ -141,14 +133,11 @@ class LedgerService:
             draft = op.plan(PlanContext(now=now, agents=states, holds=hold_states, original=original))
             self._check_and_project(draft, states, hold_states)
             drafts.append(draft)
-        results = store.record_many(conn, drafts, now)
-        claims = [(key, tx.seq, tx.seq, fingerprint([op])) for op, key, tx in zip(ops, keys, results) if key]
-        if idem is not None:
-            claims.append((idem, results[0].seq, results[-1].seq, request_fp))
-        store.claim_unique_many(conn, claims)
-        for original in originals.values():
-            store.release_natural_keys(conn, original.seq)
-        return results
+        claims = [(key, i, i, fingerprint([op])) for i, (op, key) in enumerate(zip(ops, keys)) if key]
+        if idempotency_key is not None:
+            claims.append((UniqueKey("idempotency", idempotency_key), 0, len(drafts) - 1, request_fp))
+        # The call's last write: the commit goes with it (see ``write_path.record_many``).
+        return writes.record_many(conn, drafts, now, claims=claims, freed_seqs=list(originals), commit=True)
 
     def _resolve_reversals(self, conn: Connection, ops: Sequence[Operation]) -> tuple[list[Operation], dict]:
         """Load each reversal's original and fill in what it touches (agents, references, key)."""
@@ -169,12 +158,12 @@ class LedgerService:
         return resolved, originals
 
     @staticmethod
-    def _check_keys_unused(conn: Connection, keys: Sequence[UniqueKey | None]) -> None:
+    def _check_keys_unused(keys: Sequence[UniqueKey | None], used: dict[tuple[str, str], object]) -> None:
         seen: set[tuple[str, str]] = set()
         for key in keys:
             if key is None:
                 continue
-            if (key.scope, key.key) in seen or store.find_unique(conn, key) is not None:
+            if (key.scope, key.key) in seen or (key.scope, key.key) in used:
                 raise key.error(f"{key.scope} {key.key!r} was already recorded", key=key.key)
             seen.add((key.scope, key.key))
 

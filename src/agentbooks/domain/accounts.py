@@ -10,6 +10,9 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Mapping
 
 from .addresses import normalize_address
 from .errors import InvalidAccount
@@ -59,6 +62,12 @@ def agent_accounts(agent: str) -> dict[AgentBucket, str]:
         AgentBucket.ESCROWED: escrowed(agent),
         AgentBucket.CREDIT: credit(agent),
     }
+
+
+@lru_cache(maxsize=16_384)
+def account_buckets(agent: str) -> Mapping[str, AgentBucket]:
+    """An agent's account names → buckets, read-only and cached: every write and projection asks."""
+    return MappingProxyType({name: bucket for bucket, name in agent_accounts(agent).items()})
 
 
 @dataclass(frozen=True, slots=True)

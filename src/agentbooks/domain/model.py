@@ -8,7 +8,6 @@ place in the hash chain.
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -150,11 +149,11 @@ class TransactionDraft:
 
 def check_balanced(postings: tuple[Posting, ...]) -> None:
     """Every transaction sums to zero per currency and has no empty posting."""
-    sums: dict[str, int] = defaultdict(int)
+    sums: dict[str, int] = {}
     for p in postings:
         if p.amount_micros == 0:
             raise InvariantViolation(f"zero posting to {p.account}")
-        sums[p.currency] += p.amount_micros
+        sums[p.currency] = sums.get(p.currency, 0) + p.amount_micros
     unbalanced = {c: s for c, s in sums.items() if s != 0}
     if unbalanced:
         raise InvariantViolation(f"postings do not balance: {unbalanced}")

@@ -9,7 +9,7 @@ locks and records the draft; it never decides money movements itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Mapping
 
@@ -746,28 +746,27 @@ class Reverse(Operation):
 
 def project_agent(state: AgentState, draft: TransactionDraft) -> AgentState:
     """The agent's state after ``draft`` (used to check the invariants)."""
-    delta = {b: 0 for b in acct.AgentBucket}
-    names = acct.agent_accounts(state.agent)
-    by_name = {v: k for k, v in names.items()}
+    delta = dict.fromkeys(acct.AgentBucket, 0)
+    buckets = acct.account_buckets(state.agent)
     for p in draft.postings:
-        bucket = by_name.get(p.account)
+        bucket = buckets.get(p.account)
         if bucket is not None:
             delta[bucket] += p.amount_micros
-    flow_in = sum(f.total_in_micros for f in draft.flows if f.agent == state.agent)
-    flow_out = sum(f.total_out_micros for f in draft.flows if f.agent == state.agent)
+    flow_in = flow_out = 0
+    for f in draft.flows:
+        if f.agent == state.agent:
+            flow_in += f.total_in_micros
+            flow_out += f.total_out_micros
     return AgentState(
-        agent=state.agent,
-        available_micros=state.available_micros - delta[acct.AgentBucket.AVAILABLE],
-        pending_micros=state.pending_micros - delta[acct.AgentBucket.PENDING],
-        escrowed_micros=state.escrowed_micros - delta[acct.AgentBucket.ESCROWED],
-        credit_used_micros=state.credit_used_micros + delta[acct.AgentBucket.CREDIT],
-        credit_limit_micros=(
-            draft.credit_limit_micros
-            if draft.credit_limit_micros is not None and draft.agent == state.agent
-            else state.credit_limit_micros
-        ),
-        total_in_micros=state.total_in_micros + flow_in,
-        total_out_micros=state.total_out_micros + flow_out,
+        state.agent,
+        state.available_micros - delta[acct.AgentBucket.AVAILABLE],
+        state.pending_micros - delta[acct.AgentBucket.PENDING],
+        state.escrowed_micros - delta[acct.AgentBucket.ESCROWED],
+        state.credit_used_micros + delta[acct.AgentBucket.CREDIT],
+        (draft.credit_limit_micros if draft.credit_limit_micros is not None and draft.agent == state.agent
+         else state.credit_limit_micros),
+        state.total_in_micros + flow_in,
+        state.total_out_micros + flow_out,
     )
 
 
@@ -791,13 +790,15 @@ def project_hold(before: HoldState | None, effect: HoldEffect) -> HoldState:
     """The reference's state after ``effect`` (a creation starts from nothing)."""
     if before is None:
         before = HoldState(effect.kind, effect.agent, effect.reference, 0, 0, 0, 0, 0, effect.expires_at, 0)
-    return replace(
-        before,
-        amount_micros=before.amount_micros + effect.amount_micros,
-        remaining_micros=before.remaining_micros + effect.remaining_micros,
-        credit_micros=before.credit_micros + effect.credit_micros,
-        confirmed_micros=before.confirmed_micros + effect.confirmed_micros,
-        released_micros=before.released_micros + effect.released_micros,
+    return HoldState(
+        before.kind, before.agent, before.reference,
+        before.amount_micros + effect.amount_micros,
+        before.remaining_micros + effect.remaining_micros,
+        before.credit_micros + effect.credit_micros,
+        before.confirmed_micros + effect.confirmed_micros,
+        before.released_micros + effect.released_micros,
+        before.expires_at,
+        before.created_seq,
     )
 
 

@@ -61,7 +61,8 @@ def _sqlite_engine(url: str, *, in_memory: bool) -> Engine:
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         # A writer takes the write lock up front: a deferred transaction that
         # upgrades later can fail with SQLITE_BUSY no busy timeout can cure.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+        # Straight on the driver's connection: the same statement, without SQLAlchemy's execution machinery.
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
     return engine
 

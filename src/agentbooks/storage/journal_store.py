@@ -1,30 +1,24 @@
-"""Reads and writes of the books on one open database connection.
+"""Reads of the books on one open connection, and the row shapes the write path shares.
 
-Lock order, the same for every writer so concurrent writers cannot deadlock
-on each other's rows: (1) the involved agents' rows, by address; (2) the
-platform balance stripes, by (account, stripe); (3) the ``journal_head`` row,
-last, so the hash chain's single row is held only for the final inserts and
-the commit. Agent rows guard everything that belongs to the agent (its
-balances, holds and escrows), so the guards read a state nobody else can
-change until commit.
+Balances are read from the caches at the head and summed from postings in the
+past; the journal is read by sequence. Writes live in ``write_path``: agent
+rows guard everything that belongs to the agent (its balances, holds and
+escrows), so a writer's guards read a state nobody else can change until
+commit.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 import zlib
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, tuple_, update
-from sqlalchemy import delete as sa_delete
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain import accounts as acct
-from ..domain.errors import InvariantViolation
-from ..domain.hashing import transaction_hash
 from ..domain.model import (
     AgentFlow,
     AgentState,
@@ -34,9 +28,8 @@ from ..domain.model import (
     Kind,
     Posting,
     Transaction,
-    TransactionDraft,
 )
-from ..domain.operations import HoldKey, UniqueKey
+from ..domain.operations import HoldKey
 from .tables import (
     PLATFORM_STRIPES,
     accounts,
@@ -47,10 +40,7 @@ from .tables import (
     journal,
     journal_head,
     postings,
-    unique_keys,
 )
-
-_ID_NAMESPACE = uuid.UUID("5b0f3c1e-7a43-4d7c-9a55-0c7be1a6f2d1")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -74,64 +64,13 @@ def stripe_for(agent: str | None) -> int:
     return zlib.crc32(agent.encode()) % PLATFORM_STRIPES if agent else 0
 
 
-# --- statements of the write path, built once ----------------------------------------
-# Building a Core statement costs more Python time than SQLite takes to run it,
-# so the statements every write executes are constructed here, once, with
-# bind parameters.
+# Statements every read of the API runs, built once: building a Core statement
+# costs more Python time than SQLite takes to run it. The write path's own
+# statements are driver SQL (``driver_sql``, ``write_path``).
 
 _AGENT_ROWS = select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
 _BALANCE_ROWS = select(balances.c.account, balances.c.balance_micros).where(
     balances.c.account.in_(bindparam("accounts", expanding=True))
-)
-# Writers lock the agent rows first, in address order, and only then read the
-# balances, in a second statement: under READ COMMITTED a locking join would
-# re-check the locked agent rows after a wait but return the joined balance
-# rows from the statement's older snapshot (the PostgreSQL concurrency test
-# catches that as an overdraft).
-_LOCK_AGENTS = (
-    select(agents).where(agents.c.address.in_(bindparam("addresses", expanding=True)))
-    .order_by(agents.c.address).with_for_update()
-)
-_ADD_TO_BALANCE = (
-    update(balances)
-    .where(balances.c.account == bindparam("a"), balances.c.stripe == bindparam("s"))
-    .values(balance_micros=balances.c.balance_micros + bindparam("d"))
-)
-_HEAD_FOR_UPDATE = select(journal_head).where(journal_head.c.id == 1).with_for_update()
-_ADVANCE_HEAD = update(journal_head).where(journal_head.c.id == 1).values(
-    last_seq=bindparam("seq"), last_hash=bindparam("digest"), last_at_us=bindparam("at_us")
-)
-_INSERT_JOURNAL = journal.insert()
-_INSERT_POSTINGS = postings.insert()
-_INSERT_ENTRIES = agent_entries.insert()
-_ADD_TO_AGENT = (
-    update(agents).where(agents.c.address == bindparam("b_agent"))
-    .values(
-        total_in_micros=agents.c.total_in_micros + bindparam("d_in"),
-        total_out_micros=agents.c.total_out_micros + bindparam("d_out"),
-        last_seq=bindparam("seq"),
-        updated_at_us=bindparam("at_us"),
-    )
-)
-_SET_CREDIT_LIMIT = update(agents).where(agents.c.address == bindparam("b_agent")).values(
-    credit_limit_micros=bindparam("limit")
-)
-_FIND_UNIQUE = select(unique_keys.c.first_seq, unique_keys.c.last_seq, unique_keys.c.fingerprint).where(
-    unique_keys.c.scope == bindparam("scope"), unique_keys.c.key == bindparam("key")
-)
-_INSERT_UNIQUE = unique_keys.insert()
-_INSERT_HOLD = holds.insert()
-_ADD_TO_HOLD = (
-    update(holds)
-    .where(holds.c.kind == bindparam("k"), holds.c.agent == bindparam("b_agent"), holds.c.reference == bindparam("ref"))
-    .values(
-        amount_micros=holds.c.amount_micros + bindparam("d_amount"),
-        remaining_micros=holds.c.remaining_micros + bindparam("d_remaining"),
-        credit_micros=holds.c.credit_micros + bindparam("d_credit"),
-        confirmed_micros=holds.c.confirmed_micros + bindparam("d_confirmed"),
-        released_micros=holds.c.released_micros + bindparam("d_released"),
-        updated_seq=bindparam("seq"),
-    )
 )
 _HOLDS_OF = select(holds).where(
     tuple_(holds.c.kind, holds.c.agent, holds.c.reference).in_(bindparam("keys", expanding=True))
@@ -141,7 +80,8 @@ _HOLDS_OF = select(holds).where(
 # --- agent state --------------------------------------------------------------
 
 
-def _ensure_agents(conn: Connection, missing: Iterable[str]) -> None:
+def insert_missing_agents(conn: Connection, missing: Iterable[str]) -> None:
+    """Create agents' rows, accounts and zero balance rows (a no-op for rows a concurrent writer created)."""
     missing = sorted(missing)
     if not missing:
         return
@@ -163,20 +103,6 @@ def _ensure_agents(conn: Connection, missing: Iterable[str]) -> None:
     conn.execute(_insert(conn, balances).on_conflict_do_nothing(), rows_balances)
 
 
-def lock_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
-    """Lock the agents' rows in address order (creating them if new) and read their state.
-
-    A locked row is read as it is after any wait, so the lock query's rows are
-    current; the balances are then read in a statement of their own.
-    """
-    ordered = sorted(set(addresses))
-    rows = {r.address: r for r in conn.execute(_LOCK_AGENTS, {"addresses": ordered})}
-    if len(rows) < len(ordered):
-        _ensure_agents(conn, set(ordered) - rows.keys())
-        rows = {r.address: r for r in conn.execute(_LOCK_AGENTS, {"addresses": ordered})}
-    return _with_balances(conn, rows)
-
-
 def read_agents(conn: Connection, addresses: Sequence[str]) -> dict[str, AgentState]:
     """The agents' current state without locking; unknown agents read as all zero."""
     rows = {r.address: r for r in conn.execute(_AGENT_ROWS, {"addresses": list(addresses)})}
@@ -192,11 +118,11 @@ def _with_balances(conn: Connection, rows: dict[str, Any]) -> dict[str, AgentSta
         for account, amount in conn.execute(_BALANCE_ROWS, {"accounts": list(names)}):
             owner, bucket = names[account]
             sums[owner][bucket] += amount
-    return {a: _state(a, sums[a], r.credit_limit_micros, r.total_in_micros, r.total_out_micros)
+    return {a: agent_state_from_row(a, sums[a], r.credit_limit_micros, r.total_in_micros, r.total_out_micros)
             for a, r in rows.items()}
 
 
-def _state(agent: str, sums: dict[acct.AgentBucket, int], limit: int, total_in: int, total_out: int) -> AgentState:
+def agent_state_from_row(agent: str, sums: dict[acct.AgentBucket, int], limit: int, total_in: int, total_out: int) -> AgentState:
     return AgentState(
         agent=agent,
         available_micros=-sums[acct.AgentBucket.AVAILABLE],
@@ -237,7 +163,7 @@ def balance_snapshot(conn: Connection, agent: str) -> tuple[AgentState, datetime
     for r in rows:
         if r.account is not None:
             sums[names[r.account]] += r.balance_micros
-    state = _state(agent, sums, first.credit_limit_micros, first.total_in_micros, first.total_out_micros)
+    state = agent_state_from_row(agent, sums, first.credit_limit_micros, first.total_in_micros, first.total_out_micros)
     updated_at = from_us(first.updated_at_us) if first.updated_at_us is not None else None
     return state, updated_at, first.head_seq
 
@@ -268,20 +194,27 @@ def agent_state_at(conn: Connection, agent: str, seq: int) -> tuple[AgentState, 
     updated_at = None
     if totals[2] is not None:
         updated_at = from_us(conn.execute(select(journal.c.occurred_at_us).where(journal.c.seq == totals[2])).scalar_one())
-    return _state(agent, sums, limit or 0, int(totals[0]), int(totals[1])), updated_at
+    return agent_state_from_row(agent, sums, limit or 0, int(totals[0]), int(totals[1])), updated_at
 
 
 # --- holds and escrows --------------------------------------------------------
 
 
-def _hold_state(r: Any) -> HoldState:
+def hold_state_from_row(kind: str, agent: str, reference: str, amount_micros: int, remaining_micros: int,
+                        credit_micros: int, confirmed_micros: int, released_micros: int,
+                        expires_at_us: int | None, created_seq: int) -> HoldState:
     return HoldState(
-        kind=HoldKind(r.kind), agent=r.agent, reference=r.reference, amount_micros=r.amount_micros,
-        remaining_micros=r.remaining_micros, credit_micros=r.credit_micros,
-        confirmed_micros=r.confirmed_micros, released_micros=r.released_micros,
-        expires_at=from_us(r.expires_at_us) if r.expires_at_us is not None else None,
-        created_seq=r.created_seq,
+        kind=HoldKind(kind), agent=agent, reference=reference, amount_micros=amount_micros,
+        remaining_micros=remaining_micros, credit_micros=credit_micros,
+        confirmed_micros=confirmed_micros, released_micros=released_micros,
+        expires_at=from_us(expires_at_us) if expires_at_us is not None else None,
+        created_seq=created_seq,
     )
+
+
+def _hold_state(r: Any) -> HoldState:
+    return hold_state_from_row(r.kind, r.agent, r.reference, r.amount_micros, r.remaining_micros, r.credit_micros,
+                               r.confirmed_micros, r.released_micros, r.expires_at_us, r.created_seq)
 
 
 def read_holds(conn: Connection, keys: Sequence[HoldKey]) -> dict[HoldKey, HoldState | None]:
@@ -307,174 +240,6 @@ def list_holds(
     if expired_before is not None:
         query = query.where(holds.c.expires_at_us.is_not(None), holds.c.expires_at_us <= to_us(expired_before))
     return [_hold_state(r) for r in conn.execute(query)]
-
-
-# --- unique keys ----------------------------------------------------------------
-
-
-def find_unique(conn: Connection, key: UniqueKey) -> tuple[int, int, str] | None:
-    row = conn.execute(_FIND_UNIQUE, {"scope": key.scope, "key": key.key}).first()
-    return (row.first_seq, row.last_seq, row.fingerprint) if row else None
-
-
-def claim_unique_many(conn: Connection, claims: Sequence[tuple[UniqueKey, int, int, str]]) -> None:
-    """Record used keys (key, first seq, last seq, request fingerprint).
-
-    A concurrent claimer of the same key gets an IntegrityError; the service
-    retries, and the retry finds the key and raises the typed error.
-    """
-    if claims:
-        conn.execute(_INSERT_UNIQUE, [
-            {"scope": key.scope, "key": key.key, "first_seq": first, "last_seq": last, "fingerprint": fp}
-            for key, first, last, fp in claims
-        ])
-
-
-# Natural keys (deposit, withdrawal and refund keys, transfer references) that a
-# reversed transaction had claimed: a reversed deposit no longer counts, so the
-# same on-chain transfer may be credited again, correctly this time. Request
-# idempotency keys stay: they describe the request, not the money.
-_RELEASE_NATURAL_KEYS = sa_delete(unique_keys).where(
-    unique_keys.c.first_seq == bindparam("seq"), unique_keys.c.scope.not_in(["idempotency", "reversal"])
-)
-
-
-def release_natural_keys(conn: Connection, seq: int) -> None:
-    conn.execute(_RELEASE_NATURAL_KEYS, {"seq": seq})
-
-
-# --- recording a transaction ------------------------------------------------------
-
-
-def record_many(conn: Connection, drafts: Sequence[TransactionDraft], now: datetime) -> list[Transaction]:
-    """Append drafts to the journal, in order, and update every cache, in the caller's transaction.
-
-    The caller holds the involved agents' locks and has checked the drafts
-    against their state. Whatever the number of drafts, the caches are
-    updated with one statement per table: a batch costs a handful of round
-    trips, not a handful per operation.
-    """
-    # (2) platform stripes, then agent balances: one row update per (account, stripe), summed over the batch.
-    deltas: dict[tuple[str, int], int] = defaultdict(int)
-    for draft in drafts:
-        stripe = stripe_for(draft.agent)
-        for p in draft.postings:
-            deltas[(p.account, 0 if _is_agent_account(p.account) else stripe)] += p.amount_micros
-    changed = [{"a": a, "s": s, "d": d} for (a, s), d in sorted(deltas.items()) if d]
-    if changed:
-        result = conn.execute(_ADD_TO_BALANCE, changed)
-        if result.rowcount not in (-1, len(changed)):
-            raise InvariantViolation("a posting names an account that has no balance row")
-
-    # (3) the chain head, last: sequence numbers, times and hashes, in order.
-    head = conn.execute(_HEAD_FOR_UPDATE).one()
-    seq, prev_hash, at_us = head.last_seq, head.last_hash, head.last_at_us
-    journal_rows, posting_rows, entry_rows, recorded = [], [], [], []
-    agent_updates: dict[str, dict[str, Any]] = {}
-    hold_updates: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for draft in drafts:
-        seq += 1
-        at_us = max(to_us(now), at_us)  # times never run backwards along the chain
-        occurred_at = from_us(at_us)
-        tx_id = str(uuid.uuid5(_ID_NAMESPACE, f"{seq}:{prev_hash}"))
-        rows = [(p.account, p.amount_micros, p.currency, p.reference) for p in draft.postings]
-        digest = transaction_hash(
-            seq=seq, transaction_id=tx_id, occurred_at=occurred_at, kind=draft.kind.value,
-            agent=draft.agent, counterparty=draft.counterparty, amount_micros=draft.amount_micros,
-            reference=draft.reference, tx_hash=draft.tx_hash, postings=rows,
-            credit_limit_micros=draft.credit_limit_micros, reverses_seq=draft.reverses_seq, prev_hash=prev_hash,
-        )
-        journal_rows.append({
-            "seq": seq, "id": tx_id, "kind": draft.kind.value, "occurred_at_us": at_us, "agent": draft.agent,
-            "counterparty": draft.counterparty, "amount_micros": draft.amount_micros, "reference": draft.reference,
-            "tx_hash": draft.tx_hash, "memo": draft.memo, "credit_limit_micros": draft.credit_limit_micros,
-            "reverses_seq": draft.reverses_seq, "metadata_json": _dump_metadata(draft.metadata, draft.hold_effects),
-            "prev_hash": prev_hash, "hash": digest,
-        })
-        posting_rows += [{"seq": seq, "idx": i, "account": a, "amount_micros": m, "currency": c, "reference": r}
-                         for i, (a, m, c, r) in enumerate(rows)]
-        flows = _merge_flows(draft.flows)
-        for f in flows:
-            entry_rows.append({"agent": f.agent, "seq": seq, "total_in_delta_micros": f.total_in_micros,
-                               "total_out_delta_micros": f.total_out_micros})
-            totals = agent_updates.setdefault(f.agent, {"b_agent": f.agent, "d_in": 0, "d_out": 0})
-            totals.update(d_in=totals["d_in"] + f.total_in_micros, d_out=totals["d_out"] + f.total_out_micros,
-                          seq=seq, at_us=at_us)
-            if draft.credit_limit_micros is not None and f.agent == draft.agent:
-                totals["limit"] = draft.credit_limit_micros
-        for e in draft.hold_effects:
-            _merge_hold_effect(hold_updates, e, seq)
-        recorded.append(Transaction(
-            seq=seq, id=tx_id, occurred_at=occurred_at, kind=draft.kind, agent=draft.agent,
-            counterparty=draft.counterparty, amount_micros=draft.amount_micros, reference=draft.reference,
-            tx_hash=draft.tx_hash, memo=draft.memo, postings=draft.postings, flows=flows,
-            hold_effects=draft.hold_effects, credit_limit_micros=draft.credit_limit_micros,
-            reverses_seq=draft.reverses_seq, metadata=dict(draft.metadata), prev_hash=prev_hash, hash=digest,
-        ))
-        prev_hash = digest
-    conn.execute(_ADVANCE_HEAD, {"seq": seq, "digest": prev_hash, "at_us": at_us})
-    conn.execute(_INSERT_JOURNAL, journal_rows)
-    if posting_rows:
-        conn.execute(_INSERT_POSTINGS, posting_rows)
-    if entry_rows:
-        conn.execute(_INSERT_ENTRIES, entry_rows)
-        conn.execute(_ADD_TO_AGENT, [
-            {k: u[k] for k in ("b_agent", "d_in", "d_out", "seq", "at_us")} for u in agent_updates.values()])
-    limits = [{"b_agent": a, "limit": u["limit"]} for a, u in agent_updates.items() if "limit" in u]
-    if limits:
-        conn.execute(_SET_CREDIT_LIMIT, limits)
-    _write_holds(conn, hold_updates)
-    return recorded
-
-
-def _is_agent_account(name: str) -> bool:
-    return name.startswith(("Agent:", acct.CREDIT_PREFIX + ":"))
-
-
-def _merge_flows(flows: Iterable[AgentFlow]) -> tuple[AgentFlow, ...]:
-    merged: dict[str, list[int]] = {}
-    for f in flows:
-        acc = merged.setdefault(f.agent, [0, 0])
-        acc[0] += f.total_in_micros
-        acc[1] += f.total_out_micros
-    return tuple(AgentFlow(a, i, o) for a, (i, o) in sorted(merged.items()))
-
-
-_HOLD_FIELDS = ("amount_micros", "remaining_micros", "credit_micros", "confirmed_micros", "released_micros")
-
-
-def _merge_hold_effect(pending: dict[tuple[str, str, str], dict[str, Any]], e: HoldEffect, seq: int) -> None:
-    """Sum a batch's effects per reference; a reference created in the batch is inserted once, whole."""
-    key = (e.kind.value, e.agent, e.reference)
-    row = pending.setdefault(key, {"kind": e.kind.value, "agent": e.agent, "reference": e.reference,
-                                   "creates": False, "expires_at_us": None, "created_seq": seq,
-                                   **{f: 0 for f in _HOLD_FIELDS}})
-    if e.creates:
-        row.update(creates=True, created_seq=seq, expires_at_us=to_us(e.expires_at) if e.expires_at else None)
-    for field_name, delta in zip(_HOLD_FIELDS, (e.amount_micros, e.remaining_micros, e.credit_micros,
-                                                e.confirmed_micros, e.released_micros)):
-        row[field_name] += delta
-    row["updated_seq"] = seq
-
-
-def _write_holds(conn: Connection, pending: dict[tuple[str, str, str], dict[str, Any]]) -> None:
-    inserts = [{k: v for k, v in row.items() if k != "creates"} for row in pending.values() if row["creates"]]
-    updates = [{"k": row["kind"], "b_agent": row["agent"], "ref": row["reference"], "seq": row["updated_seq"],
-                "d_amount": row["amount_micros"], "d_remaining": row["remaining_micros"],
-                "d_credit": row["credit_micros"], "d_confirmed": row["confirmed_micros"],
-                "d_released": row["released_micros"]}
-               for row in pending.values() if not row["creates"]]
-    if inserts:
-        conn.execute(_INSERT_HOLD, inserts)
-    if updates:
-        result = conn.execute(_ADD_TO_HOLD, updates)
-        if result.rowcount not in (-1, len(updates)):
-            raise InvariantViolation("a hold or escrow effect has no row to update")
-
-
-def _dump_metadata(meta: Any, effects: Iterable[HoldEffect]) -> str:
-    return json.dumps({"meta": dict(meta), "holds": [e.to_json() for e in effects]}, sort_keys=True,
-                      separators=(",", ":"))
 
 
 # --- reading the journal ------------------------------------------------------------

@@ -1,0 +1,288 @@
+"""The write path's statements as driver SQL, rendered once per engine and run on the DBAPI cursor.
+
+Why not SQLAlchemy Core here: a write runs about ten statements, and through
+Core each one costs more Python time (cache key, parameter processing, result
+wrapping) than SQLite takes to run it. The bare cursor with pre-rendered
+text costs a few microseconds. On PostgreSQL the statements that do not wait
+on each other's results go out in one pipeline (one round trip), which also
+shortens the time the chain head is held. The SQL is plain and standard; the
+only differences between the engines are the placeholder, row locks and how
+a list travels as one parameter (a JSON array for SQLite, arrays for
+PostgreSQL), so every statement has one text whatever the number of rows.
+Reads and rare writes stay on SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ContextManager, Mapping, Sequence
+
+import psycopg
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ..domain.errors import InvariantViolation
+
+# Errors the bare drivers raise; the service treats them like SQLAlchemy's wrapped ones.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, sqlite3.Error, psycopg.Error)
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A failure another attempt can cure: a lost connection, a lock, or a key a concurrent writer took first."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, IntegrityError):
+            return True
+        exc = exc.orig  # type: ignore[assignment]
+    if isinstance(exc, (sqlite3.IntegrityError, psycopg.IntegrityError)):
+        return True  # a concurrent writer claimed the same key first: retry into the typed error
+    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
+        return True  # the server dropped the connection
+    if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+_AGENT_COLUMNS = "address, total_in_micros, total_out_micros, credit_limit_micros"
+HOLD_COLUMNS = ("kind, agent, reference, amount_micros, remaining_micros, credit_micros, confirmed_micros, "
+                "released_micros, expires_at_us, created_seq")
+
+
+@dataclass(frozen=True)
+class DriverSql:
+    """Statement texts for one engine, and how its lists travel as parameters."""
+
+    postgres: bool
+    lock_agents: str
+    balances_of: str
+    holds_of: str
+    unique_keys_of: str
+    head_for_update: str
+    # SQLite: the four reads as one statement returning one JSON array each. A SQLite statement
+    # costs more Python than the rows it returns, and it has no round trips to save, while on
+    # PostgreSQL the aggregation costs the server more than the pipeline of plain reads.
+    state_in_one: str
+
+    @classmethod
+    def render(cls, postgres: bool) -> "DriverSql":
+        def one_list(column: str) -> str:
+            return f"{column} = ANY(?)" if postgres else f"{column} IN (SELECT value FROM json_each(?))"
+
+        def row_list(columns: Sequence[str]) -> str:
+            if postgres:
+                arrays = ", ".join("?::text[]" for _ in columns)
+                return f"({', '.join(columns)}) IN (SELECT * FROM unnest({arrays}))"
+            picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+            return f"({', '.join(columns)}) IN (SELECT {picks} FROM json_each(?))"
+
+        lock = " FOR UPDATE" if postgres else ""  # SQLite: BEGIN IMMEDIATE already holds the write lock
+        texts = {
+            "lock_agents": f"SELECT {_AGENT_COLUMNS} FROM agents WHERE {one_list('address')} ORDER BY address{lock}",
+            # The reads below are statements of their own, run after the lock: under READ
+            # COMMITTED a statement that waited for a lock still reads other tables as they were
+            # when it started (a locking join returns stale joined rows).
+            "balances_of": f"SELECT account, balance_micros FROM balances WHERE {one_list('account')}",
+            "holds_of": f"SELECT {HOLD_COLUMNS} FROM holds WHERE {row_list(('kind', 'agent', 'reference'))}",
+            "unique_keys_of": "SELECT scope, key, first_seq, last_seq, fingerprint FROM unique_keys "
+                              f"WHERE {row_list(('scope', 'key'))}",
+            "head_for_update": f"SELECT last_seq, last_hash, last_at_us FROM journal_head WHERE id = 1{lock}",
+            "state_in_one": "" if postgres else (
+                "SELECT "
+                f"(SELECT json_group_array(json_array({_AGENT_COLUMNS})) FROM agents WHERE {one_list('address')}), "
+                "(SELECT json_group_array(json_array(account, balance_micros)) FROM balances "
+                f"WHERE {one_list('account')}), "
+                f"(SELECT json_group_array(json_array({HOLD_COLUMNS})) FROM holds "
+                f"WHERE {row_list(('kind', 'agent', 'reference'))}), "
+                "(SELECT json_group_array(json_array(scope, key, first_seq, last_seq, fingerprint)) FROM unique_keys "
+                f"WHERE {row_list(('scope', 'key'))})"),
+        }
+        if postgres:  # psycopg's placeholder; no statement contains a literal "?" or "%"
+            texts = {name: sql.replace("?", "%s") for name, sql in texts.items()}
+        return cls(postgres=postgres, **texts)
+
+    def values(self, items: Sequence[Any]) -> tuple[Any, ...]:
+        """Parameters for ``one_list``: the whole list as one value."""
+        return (list(items),) if self.postgres else (json.dumps(list(items)),)
+
+    def rows(self, rows: Sequence[Sequence[Any]], width: int) -> tuple[Any, ...]:
+        """Parameters for ``row_list``: one array per column (PostgreSQL) or one JSON array of rows."""
+        if self.postgres:
+            return tuple([r[i] for r in rows] for i in range(width))
+        return (json.dumps([list(r) for r in rows]),)
+
+    def pipelined(self, raw: Any) -> ContextManager[Any]:
+        """Around statements that do not wait on each other: one round trip for all on PostgreSQL.
+
+        Read results only after the block: a fetch inside a pipeline costs a round trip of its own.
+        """
+        return raw.pipeline() if self.postgres else contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """One table's part of a call's writes.
+
+    ``columns`` are "name:postgres-type" in row order. ``row_sql`` writes one
+    row ("?" placeholders in column order; empty: a plain insert), run for
+    every row. ``set_sql`` (PostgreSQL) writes all of them at once from
+    ``{rows}``, a VALUES list aliased ``u``.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    row_sql: str = ""
+    set_sql: str = ""
+
+    @property
+    def names(self) -> str:
+        return ", ".join(c.split(":")[0] for c in self.columns)
+
+    def sql(self, postgres: bool) -> str:
+        text = self.row_sql or f"INSERT INTO {self.name} ({self.names}) VALUES ({', '.join('?' for _ in self.columns)})"
+        return text.replace("?", "%s") if postgres else text
+
+    def all_rows_sql(self, count: int) -> str:
+        row = "(" + ", ".join(f"%s::{c.split(':')[1]}" for c in self.columns) + ")"
+        values = ", ".join([row] * count)
+        if not self.set_sql:
+            return f"INSERT INTO {self.name} ({self.names}) VALUES {values}"
+        return self.set_sql.format(rows=f"(VALUES {values}) AS u({self.names})")
+
+
+def _columns(spec: str) -> tuple[str, ...]:
+    return tuple(spec.split())
+
+
+_FREE_KEYS = "scope NOT IN ('idempotency', 'reversal')"  # request idempotency keys describe the request: they stay
+
+# In this order: the balances, the chain head (both locked by now), the books, then the caches.
+# Writers update balance rows only while they hold the chain head, so the platform's stripes are
+# never contended and need no lock order among themselves.
+TABLE_WRITES: tuple[TableWrite, ...] = (
+    TableWrite("balances", _columns("delta:bigint account:text stripe:smallint"),
+               "UPDATE balances SET balance_micros = balance_micros + ? WHERE account = ? AND stripe = ?",
+               "UPDATE balances SET balance_micros = balances.balance_micros + u.delta FROM {rows} "
+               "WHERE balances.account = u.account AND balances.stripe = u.stripe RETURNING 1"),
+    TableWrite("journal_head", _columns("last_seq:bigint last_hash:text last_at_us:bigint"),
+               "UPDATE journal_head SET last_seq = ?, last_hash = ?, last_at_us = ? WHERE id = 1",
+               "UPDATE journal_head SET last_seq = u.last_seq, last_hash = u.last_hash, last_at_us = u.last_at_us "
+               "FROM {rows} WHERE journal_head.id = 1"),
+    TableWrite("journal", _columns("seq:bigint id:text kind:text occurred_at_us:bigint agent:text counterparty:text "
+                                   "amount_micros:bigint reference:text tx_hash:text memo:text "
+                                   "credit_limit_micros:bigint reverses_seq:bigint metadata_json:text "
+                                   "prev_hash:text hash:text")),
+    TableWrite("postings", _columns("seq:bigint idx:smallint account:text amount_micros:bigint currency:text "
+                                    "reference:text")),
+    TableWrite("agent_entries", _columns("agent:text seq:bigint total_in_delta_micros:bigint "
+                                         "total_out_delta_micros:bigint")),
+    TableWrite("agent_totals", _columns("d_in:bigint d_out:bigint last_seq:bigint at_us:bigint address:text"),
+               "UPDATE agents SET total_in_micros = total_in_micros + ?, total_out_micros = total_out_micros + ?, "
+               "last_seq = ?, updated_at_us = ? WHERE address = ?",
+               "UPDATE agents SET total_in_micros = agents.total_in_micros + u.d_in, "
+               "total_out_micros = agents.total_out_micros + u.d_out, last_seq = u.last_seq, "
+               "updated_at_us = u.at_us FROM {rows} WHERE agents.address = u.address"),
+    TableWrite("credit_limits", _columns("credit_limit:bigint address:text"),
+               "UPDATE agents SET credit_limit_micros = ? WHERE address = ?",
+               "UPDATE agents SET credit_limit_micros = u.credit_limit FROM {rows} WHERE agents.address = u.address"),
+    TableWrite("holds", _columns("kind:text agent:text reference:text amount_micros:bigint remaining_micros:bigint "
+                                 "credit_micros:bigint confirmed_micros:bigint released_micros:bigint "
+                                 "expires_at_us:bigint created_seq:bigint updated_seq:bigint")),
+    TableWrite("hold_updates", _columns("d_amount:bigint d_remaining:bigint d_credit:bigint d_confirmed:bigint "
+                                        "d_released:bigint updated_seq:bigint kind:text agent:text reference:text"),
+               "UPDATE holds SET amount_micros = amount_micros + ?, remaining_micros = remaining_micros + ?, "
+               "credit_micros = credit_micros + ?, confirmed_micros = confirmed_micros + ?, "
+               "released_micros = released_micros + ?, updated_seq = ? WHERE kind = ? AND agent = ? AND reference = ?",
+               "UPDATE holds SET amount_micros = holds.amount_micros + u.d_amount, "
+               "remaining_micros = holds.remaining_micros + u.d_remaining, "
+               "credit_micros = holds.credit_micros + u.d_credit, "
+               "confirmed_micros = holds.confirmed_micros + u.d_confirmed, "
+               "released_micros = holds.released_micros + u.d_released, updated_seq = u.updated_seq "
+               "FROM {rows} WHERE holds.kind = u.kind AND holds.agent = u.agent AND holds.reference = u.reference "
+               "RETURNING 1"),
+    # A reversed transaction's natural keys are free again.
+    TableWrite("freed_keys", _columns("seq:bigint"),
+               f"DELETE FROM unique_keys WHERE first_seq = ? AND {_FREE_KEYS}",
+               f"DELETE FROM unique_keys USING {{rows}} WHERE unique_keys.first_seq = u.seq AND unique_keys.{_FREE_KEYS}"),
+    TableWrite("unique_keys", _columns("scope:text key:text first_seq:bigint last_seq:bigint fingerprint:text")),
+)
+COUNTED = ("balances", "hold_updates")  # cache updates whose every row must already exist
+_WRITE_SQL = {flag: {w.name: w.sql(flag) for w in TABLE_WRITES} for flag in (False, True)}
+_BY_NAME = {w.name: w for w in TABLE_WRITES}
+# One statement for a call's writes up to this many rows in a table (single operations and small
+# batches): past it, one executemany per table, so statement shapes stay few and bounded.
+MAX_ROWS_IN_ONE_STATEMENT = 64
+_MISSING = "agentbooks: a cache row to update is missing"
+
+
+@lru_cache(maxsize=512)
+def write_all_statement(shape: tuple[tuple[str, int], ...]) -> str:
+    """PostgreSQL: the tables of ``shape`` (name, row count) written by one statement, a CTE each.
+
+    PostgreSQL runs every data-modifying CTE exactly once. The main query
+    fails the statement (so the transaction can not commit) unless every
+    cache row of ``COUNTED`` it had to update was there: the text cast is
+    not constant, so it is evaluated only when a count is short.
+    """
+    parts = ",\n".join(f"w_{name} AS ({_BY_NAME[name].all_rows_sql(count)})" for name, count in shape)
+    counted = [(name, count) for name, count in shape if name in COUNTED]
+    if not counted:
+        return f"WITH {parts}\nSELECT 0"
+    checks = " AND ".join(f"(SELECT count(*) FROM w_{name}) = {count}" for name, count in counted)
+    found = " || ".join(f"' {name} ' || (SELECT count(*) FROM w_{name}) || '/{count}'" for name, count in counted)
+    return f"WITH {parts}\nSELECT CASE WHEN {checks} THEN 0 ELSE ('{_MISSING}:' || {found})::int END"
+
+
+def write_tables(raw: Any, sql: DriverSql, rows: Mapping[str, Sequence[Sequence[Any]]], *, commit: bool) -> None:
+    """Run every table write of ``TABLE_WRITES`` (``rows`` by table name), then commit if asked.
+
+    A missing cache row (a balance or hold row an update expected) raises
+    ``InvariantViolation`` before anything commits. SQLite: one
+    ``executemany`` per table. PostgreSQL: for a small call one statement and
+    the COMMIT in one round trip, so the chain head is released as soon as
+    the server has made the transaction durable, without waiting for this
+    process to be scheduled again; for a large one, one pipeline of
+    ``executemany`` and then the COMMIT.
+    """
+    present = [(w.name, len(rows[w.name])) for w in TABLE_WRITES if rows.get(w.name)]
+    if sql.postgres and max(count for _, count in present) <= MAX_ROWS_IN_ONE_STATEMENT:
+        params = [value for name, _ in present for row in rows[name] for value in row]
+        try:
+            with raw.pipeline():
+                raw.cursor().execute(write_all_statement(tuple(present)), params)
+                if commit:
+                    raw.commit()
+        except psycopg.errors.InvalidTextRepresentation as exc:
+            if _MISSING in str(exc):
+                raise InvariantViolation("a posting or hold effect names a row that does not exist") from exc
+            raise
+        return
+    texts = _WRITE_SQL[sql.postgres]
+    cursors = {}
+    with sql.pipelined(raw):
+        for name, _ in present:
+            cursors[name] = cur = raw.cursor()
+            cur.executemany(texts[name], rows[name])
+    for name in COUNTED:
+        if name in cursors and cursors[name].rowcount not in (-1, len(rows[name])):
+            raise InvariantViolation(f"a {name} row to update does not exist")
+    if commit:
+        raw.commit()
+
+
+_RENDERED = {flag: DriverSql.render(flag) for flag in (False, True)}
+
+
+def sql_for(conn: Connection) -> DriverSql:
+    return _RENDERED[conn.dialect.name == "postgresql"]
+
+
+def raw_connection(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn``, inside the transaction SQLAlchemy began."""
+    return conn.connection.driver_connection
+
+

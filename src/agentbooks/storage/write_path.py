@@ -1,0 +1,230 @@
+"""The write path: load what a call needs under lock, then append its transactions and update every cache.
+
+A call is one database transaction and costs a fixed number of round trips
+whatever the number of operations in it:
+
+1. ``load_for_write``: lock the involved agents (address order), read their
+   balances, their holds and escrows, and the unique keys the call would use
+   (one pipeline on PostgreSQL);
+2. ``record_many``: add the summed deltas to the balance rows and lock the
+   chain head (one pipeline), then write the journal rows, postings, agent
+   entries, agent totals, holds and unique keys (one pipeline), the head last.
+
+Lock order, the same for every writer so writers cannot deadlock on each
+other's rows: the agents' rows, then the platform balance stripes by
+(account, stripe), then the single ``journal_head`` row, last, so the hash
+chain's one row is held only for the final inserts and the commit. The
+statements are driver SQL (``driver_sql``); the caller holds the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection
+
+from ..domain import accounts as acct
+from ..domain.hashing import transaction_hash
+from ..domain.model import AgentFlow, AgentState, HoldEffect, HoldState, Transaction, TransactionDraft
+from ..domain.operations import HoldKey, UniqueKey
+from .driver_sql import DriverSql, raw_connection, sql_for, write_tables
+from .journal_store import agent_state_from_row, hold_state_from_row, insert_missing_agents, stripe_for, to_us, from_us
+
+_AGENT_PREFIXES = ("Agent:", acct.CREDIT_PREFIX + ":")  # balance rows guarded by an agent lock, never striped
+_ID_NAMESPACE_BYTES = bytes.fromhex("5b0f3c1e7a434d7c9a550c7be1a6f2d1")
+
+Claim = tuple[UniqueKey, int, int, str]  # key, index of the first and last draft it covers, request fingerprint
+UsedKey = tuple[int, int, str]  # first seq, last seq, fingerprint of a recorded unique key
+
+
+def transaction_id(seq: int, prev_hash: str) -> str:
+    """``uuid5(namespace, f"{seq}:{prev_hash}")``, spelled out: ``uuid.uuid5`` costs as much as the hash chain."""
+    digest = bytearray(hashlib.sha1(_ID_NAMESPACE_BYTES + f"{seq}:{prev_hash}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# --- 1. what a call needs, under lock --------------------------------------------------------
+
+
+def load_for_write(
+    conn: Connection, addresses: Sequence[str], hold_keys: Sequence[HoldKey], unique: Sequence[UniqueKey],
+) -> tuple[dict[str, AgentState], dict[HoldKey, HoldState | None], dict[tuple[str, str], UsedKey]]:
+    """Lock the agents (creating the new ones) and read their state, their references and the used keys.
+
+    Every read comes after the agent locks, so under READ COMMITTED each one
+    sees what the previous holder of the locks committed.
+    """
+    sql, raw = sql_for(conn), raw_connection(conn)
+    ordered = sorted(set(addresses))
+    states, holds, used = _load(raw, sql, ordered, hold_keys, unique)
+    if len(states) < len(ordered):
+        insert_missing_agents(conn, set(ordered) - states.keys())
+        states, holds, used = _load(raw, sql, ordered, hold_keys, unique)
+    return states, holds, used
+
+
+def _load(raw: Any, sql: DriverSql, ordered: list[str], hold_keys: Sequence[HoldKey],
+          unique: Sequence[UniqueKey]) -> tuple[dict[str, AgentState], dict[HoldKey, HoldState | None],
+                                                dict[tuple[str, str], UsedKey]]:
+    names = {name: (a, bucket) for a in ordered for name, bucket in acct.account_buckets(a).items()}
+    hold_params = [(k.value, a, r) for k, a, r in hold_keys]
+    unique_params = [(k.scope, k.key) for k in unique]
+    if sql.postgres:
+        with sql.pipelined(raw):
+            agents_cur, balances_cur, holds_cur, unique_cur = (raw.cursor() for _ in range(4))
+            agents_cur.execute(sql.lock_agents, sql.values(ordered))
+            balances_cur.execute(sql.balances_of, sql.values(list(names)))
+            if hold_keys:
+                holds_cur.execute(sql.holds_of, sql.rows(hold_params, 3))
+            if unique:
+                unique_cur.execute(sql.unique_keys_of, sql.rows(unique_params, 2))
+        agent_rows = agents_cur.fetchall()
+        balance_rows = balances_cur.fetchall()
+        hold_rows = holds_cur.fetchall() if hold_keys else []
+        unique_rows = unique_cur.fetchall() if unique else []
+    else:
+        found = raw.execute(sql.state_in_one, (*sql.values(ordered), *sql.values(list(names)),
+                                               *sql.rows(hold_params, 3), *sql.rows(unique_params, 2))).fetchone()
+        agent_rows, balance_rows, hold_rows, unique_rows = (json.loads(column) for column in found)
+    sums: dict[str, dict[acct.AgentBucket, int]] = defaultdict(lambda: defaultdict(int))
+    for account, amount in balance_rows:
+        owner, bucket = names[account]
+        sums[owner][bucket] += amount
+    states = {row[0]: agent_state_from_row(row[0], sums[row[0]], row[3], row[1], row[2]) for row in agent_rows}
+    holds: dict[HoldKey, HoldState | None] = {k: None for k in hold_keys}
+    for row in hold_rows:
+        state = hold_state_from_row(*row)
+        holds[(state.kind, state.agent, state.reference)] = state
+    used = {(scope, key): (first, last, fp) for scope, key, first, last, fp in unique_rows}
+    return states, holds, used
+
+
+# --- 2. appending the transactions ------------------------------------------------------------
+
+
+def record_many(
+    conn: Connection, drafts: Sequence[TransactionDraft], now: datetime, *,
+    claims: Sequence[Claim] = (), freed_seqs: Iterable[int] = (), commit: bool = False,
+) -> list[Transaction]:
+    """Append drafts to the journal, in order, and update every cache, in the caller's transaction.
+
+    The caller holds the involved agents' locks and has checked the drafts
+    against their state. ``claims`` are the unique keys the drafts use;
+    ``freed_seqs`` the reversed transactions whose natural keys are free again.
+    ``commit`` commits the caller's transaction with the writes, so it must be
+    the call's last write (on PostgreSQL the COMMIT rides with the writes).
+    """
+    sql, raw = sql_for(conn), raw_connection(conn)
+    deltas: dict[tuple[str, int], int] = defaultdict(int)
+    for draft in drafts:
+        stripe = stripe_for(draft.agent)
+        for p in draft.postings:
+            deltas[(p.account, 0 if p.account.startswith(_AGENT_PREFIXES) else stripe)] += p.amount_micros
+    seq, prev_hash, at_us = raw.cursor().execute(sql.head_for_update).fetchone()
+
+    first_seq = seq + 1
+    at_us = max(to_us(now), at_us)  # times never run backwards along the chain
+    occurred_at = from_us(at_us)
+    journal_rows, posting_rows, entry_rows, recorded = [], [], [], []
+    agent_totals: dict[str, list[int]] = {}  # agent -> [in, out, last seq]
+    limits: dict[str, int] = {}
+    hold_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for draft in drafts:
+        seq += 1
+        tx_id = transaction_id(seq, prev_hash)
+        rows = [(p.account, p.amount_micros, p.currency, p.reference) for p in draft.postings]
+        digest = transaction_hash(
+            seq=seq, transaction_id=tx_id, occurred_at=occurred_at, kind=draft.kind.value,
+            agent=draft.agent, counterparty=draft.counterparty, amount_micros=draft.amount_micros,
+            reference=draft.reference, tx_hash=draft.tx_hash, postings=rows,
+            credit_limit_micros=draft.credit_limit_micros, reverses_seq=draft.reverses_seq, prev_hash=prev_hash,
+        )
+        journal_rows.append((
+            seq, tx_id, draft.kind.value, at_us, draft.agent, draft.counterparty, draft.amount_micros,
+            draft.reference, draft.tx_hash, draft.memo, draft.credit_limit_micros, draft.reverses_seq,
+            _dump_metadata(draft.metadata, draft.hold_effects), prev_hash, digest,
+        ))
+        posting_rows += [(seq, i, *row) for i, row in enumerate(rows)]
+        flows = _merge_flows(draft.flows)
+        for f in flows:
+            entry_rows.append((f.agent, seq, f.total_in_micros, f.total_out_micros))
+            totals = agent_totals.setdefault(f.agent, [0, 0, seq])
+            totals[0] += f.total_in_micros
+            totals[1] += f.total_out_micros
+            totals[2] = seq
+        if draft.credit_limit_micros is not None and draft.agent is not None:
+            limits[draft.agent] = draft.credit_limit_micros
+        for e in draft.hold_effects:
+            _merge_hold_effect(hold_rows, e, seq)
+        recorded.append(Transaction(
+            seq=seq, id=tx_id, occurred_at=occurred_at, kind=draft.kind, agent=draft.agent,
+            counterparty=draft.counterparty, amount_micros=draft.amount_micros, reference=draft.reference,
+            tx_hash=draft.tx_hash, memo=draft.memo, postings=draft.postings, flows=flows,
+            hold_effects=draft.hold_effects, credit_limit_micros=draft.credit_limit_micros,
+            reverses_seq=draft.reverses_seq, metadata=dict(draft.metadata), prev_hash=prev_hash, hash=digest,
+        ))
+        prev_hash = digest
+
+    inserts = [r for r in hold_rows.values() if r["creates"]]
+    updates = [r for r in hold_rows.values() if not r["creates"]]
+    table_rows = {
+        "balances": [(d, account, stripe) for (account, stripe), d in sorted(deltas.items()) if d],
+        "journal_head": [(seq, prev_hash, at_us)],
+        "journal": journal_rows,
+        "postings": posting_rows,
+        "agent_entries": entry_rows,
+        "agent_totals": [(i, o, last, at_us, a) for a, (i, o, last) in sorted(agent_totals.items())],
+        "credit_limits": [(limit, a) for a, limit in sorted(limits.items())],
+        "holds": [(r["kind"], r["agent"], r["reference"], *(r[f] for f in _HOLD_FIELDS), r["expires_at_us"],
+                   r["created_seq"], r["updated_seq"]) for r in inserts],
+        "hold_updates": [(*(r[f] for f in _HOLD_FIELDS), r["updated_seq"], r["kind"], r["agent"], r["reference"])
+                         for r in updates],
+        "freed_keys": [(freed,) for freed in freed_seqs],
+        "unique_keys": [(key.scope, key.key, first_seq + first, first_seq + last, fp)
+                        for key, first, last, fp in claims],
+    }
+    write_tables(raw, sql, table_rows, commit=commit)
+    return recorded
+
+
+def _merge_flows(flows: Iterable[AgentFlow]) -> tuple[AgentFlow, ...]:
+    flows = tuple(flows)
+    if len(flows) == 1:
+        return flows
+    merged: dict[str, list[int]] = {}
+    for f in flows:
+        acc = merged.setdefault(f.agent, [0, 0])
+        acc[0] += f.total_in_micros
+        acc[1] += f.total_out_micros
+    return tuple(AgentFlow(a, i, o) for a, (i, o) in sorted(merged.items()))
+
+
+_HOLD_FIELDS = ("amount_micros", "remaining_micros", "credit_micros", "confirmed_micros", "released_micros")
+
+
+def _merge_hold_effect(pending: dict[tuple[str, str, str], dict[str, Any]], e: HoldEffect, seq: int) -> None:
+    """Sum a batch's effects per reference; a reference created in the batch is inserted once, whole."""
+    key = (e.kind.value, e.agent, e.reference)
+    row = pending.setdefault(key, {"kind": e.kind.value, "agent": e.agent, "reference": e.reference,
+                                   "creates": False, "expires_at_us": None, "created_seq": seq,
+                                   **{f: 0 for f in _HOLD_FIELDS}})
+    if e.creates:
+        row.update(creates=True, created_seq=seq, expires_at_us=to_us(e.expires_at) if e.expires_at else None)
+    for field_name, delta in zip(_HOLD_FIELDS, (e.amount_micros, e.remaining_micros, e.credit_micros,
+                                                e.confirmed_micros, e.released_micros)):
+        row[field_name] += delta
+    row["updated_seq"] = seq
+
+
+def _dump_metadata(meta: Any, effects: Sequence[HoldEffect]) -> str:
+    if not meta and not effects:
+        return '{"holds":[],"meta":{}}'  # what json.dumps writes for the empty case, without the call
+    return json.dumps({"meta": dict(meta), "holds": [e.to_json() for e in effects]}, sort_keys=True,
+                      separators=(",", ":"))
