@@ -9,6 +9,7 @@ AGENTBOOKS_TEST_DATABASE_URL) names a server; each uses a throw-away database.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -42,8 +43,10 @@ def machine() -> dict[str, str]:
             **{pkg: version(pkg) for pkg in ("agentbooks", "sqlalchemy", "psycopg", "fastapi", "uvicorn", "beancount")}}
 
 
-def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path) -> list[dict]:
+def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path, *, agent_count: int = 1000,
+        hot_share: float = 0.1) -> list[dict]:
     rows: list[dict] = []
+    traffic = functools.partial(workload, agents=agent_count, hot_share=hot_share)
 
     def add(group: str, measure: str, value: float, unit: str, baseline: float | None = None, target: str = "",
             met: bool | None = None) -> None:
@@ -51,12 +54,12 @@ def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path) -> list[d
                      "ratio": round(value / baseline, 3) if baseline else None, "target": target, "met": met})
         print(f"  {group:<18} {measure:<46} {value:>12.2f} {unit}", flush=True)
 
-    agents = suites.raw_agents(1000)
-    ops = workload(sizes["single"], tag="s-")
+    agents = suites.raw_agents(agent_count)
+    ops = traffic(sizes["single"], tag="s-")
 
     # 1-2: single commits on SQLite, ledger vs raw.
     lite = f"sqlite:///{work / 'single.db'}"
-    suites._seeded(lite, 1000)
+    suites._seeded(lite, agent_count)
     ledger_ops = suites.single_commits(lite, ops)
     raw_ops = suites.raw_sqlite(str(work / "single.db"), agents, sizes["single"], 10**9)
     add("sqlite 1 writer", "raw-SQL limit (bare sqlite3)", raw_ops, "ops/s")
@@ -66,8 +69,8 @@ def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path) -> list[d
     # 3: batches, against the same rows written with bare executemany in the same run.
     for size in (100, 1000):
         url = f"sqlite:///{work / f'batch{size}.db'}"
-        suites._seeded(url, 1000)
-        value = suites.batched(url, workload(sizes["batch"], seed=7), size)
+        suites._seeded(url, agent_count)
+        value = suites.batched(url, traffic(sizes["batch"], seed=7), size)
         raw_batch = raw_sqlite_batches(str(work / f"batch{size}.db"), agents, sizes["batch"], size, 10**9)
         add("sqlite batches", f"raw-SQL limit, {size} deposits a commit (bare executemany)", raw_batch, "ops/s")
         add("sqlite batches", f"ledger.batch, {size} operations a commit", value, "ops/s", raw_batch,
@@ -77,14 +80,14 @@ def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path) -> list[d
         dbs = suites.PgDatabases(pg_admin)
         try:
             url = dbs.new()
-            suites._seeded(url, 1000)
-            pg_ops = workload(sizes["pg_single"], seed=3, tag="p-")
+            suites._seeded(url, agent_count)
+            pg_ops = traffic(sizes["pg_single"], seed=3, tag="p-")
             one = suites.single_commits(url, pg_ops)
             raw_one = suites.raw_postgres(url.replace("postgresql+psycopg", "postgresql"), agents, sizes["pg_single"], 10**9)
             add("postgres 1 writer", "raw-SQL limit (bare psycopg)", raw_one, "ops/s")
             add("postgres 1 writer", "ledger, one durable commit per operation", one, "ops/s", raw_one,
                 "≥ 0.5 × raw", one >= 0.5 * raw_one)
-            slices = [(workload(sizes["pg_each"], seed=100 + i, tag=f"w{i}-"),) for i in range(8)]
+            slices = [(traffic(sizes["pg_each"], seed=100 + i, tag=f"w{i}-"),) for i in range(8)]
             eight = suites.parallel(suites._ledger_slice, url, slices, sizes["pg_each"] * 8)
             raw_slices = [(agents[i::8], sizes["pg_each"], 2 * 10**9 + i * 10**6) for i in range(8)]
             raw_eight = suites.parallel(suites._raw_slice, url.replace("postgresql+psycopg", "postgresql"),
@@ -98,7 +101,7 @@ def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path) -> list[d
     grow = Ledger.open(f"sqlite:///{work / 'grow.db'}")
     p99s = []
     for level in sizes["levels"]:
-        postings = suites.grow_to(grow, level, seed=11)
+        postings = suites.grow_to(grow, level, seed=11, traffic=traffic)
         p50, p99 = suites.read_latencies(grow, sizes["reads"])
         p99s.append(p99)
         add("balance reads", f"p50 at {postings:,} postings", p50, "ms")
@@ -116,7 +119,8 @@ def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path) -> list[d
         target="< 1 (faster than beancount loads it)", met=export["export_s"] < export["beancount_load_s"])
     add("export", "export peak memory", export["export_peak_mb"], "MB", target="flat")
     add("export", "beancount loader peak memory", export["beancount_peak_mb"], "MB")
-    add("export", "trial balance report", export["trial_balance_s"], "s")
+    add("export", f"trial balance report ({postings:,} postings)", export["trial_balance_s"], "s")
+    add("export", "trial balance peak memory", export["trial_balance_peak_mb"], "MB")
 
     # 6: the API.
     if not skip_api:
@@ -153,13 +157,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite works (seconds)")
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--agents", type=int, default=1000, help="agents in the workload (default 1000)")
+    parser.add_argument("--hot-share", type=float, default=0.1,
+                        help="share of the traffic on the 10 hot agents (default 0.1)")
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"))
     args = parser.parse_args()
     pg = os.environ.get("AGENTBOOKS_BENCH_DATABASE_URL") or os.environ.get("AGENTBOOKS_TEST_DATABASE_URL")
+    if args.agents < 20 or not 0 <= args.hot_share <= 1:
+        parser.error("--agents needs at least 20 agents and --hot-share a share between 0 and 1")
     command = "python -m bench" + (" --quick" if args.quick else "")
+    if (args.agents, args.hot_share) != (1000, 0.1):
+        command += f" --agents {args.agents} --hot-share {args.hot_share}"
     with tempfile.TemporaryDirectory(prefix="agentbooks-bench-") as tmp:
         started = time.perf_counter()
-        rows = run(QUICK if args.quick else FULL, pg, args.skip_api, Path(tmp))
+        rows = run(QUICK if args.quick else FULL, pg, args.skip_api, Path(tmp), agent_count=args.agents,
+                   hot_share=args.hot_share)
         print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
     write(rows, args.out, args.quick, command)
     print((args.out / ("quick.md" if args.quick else "results.md")).read_text())

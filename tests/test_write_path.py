@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from agentbooks import Ledger
-from agentbooks.domain.errors import InvariantViolation
+from agentbooks.domain.errors import CommitOutcomeUnknown, InvalidArgument, InvariantViolation
 from agentbooks.storage.driver_sql import MAX_ROWS_IN_ONE_STATEMENT
 from agentbooks.verify.database import verify_database
 from conftest import ALICE, BOB
@@ -58,3 +58,77 @@ def test_small_and_large_batches_record_the_same_books(any_url: str, tmp_path) -
         assert large.head()[0] == small.head()[0] == len(ops)
         report = verify_database(large)
         assert report.violations == [] and report.transactions == len(ops)
+
+
+def test_a_credit_limit_and_money_in_one_call_keep_every_agent_total(any_ledger: Ledger) -> None:
+    """One statement writes each agent row once: the limit and the totals of the same call both land."""
+    any_ledger.batch([
+        {"op": "set_credit_limit", "agent": ALICE, "limit": "50"},
+        {"op": "deposit", "agent": ALICE, "amount": "10", "tx_hash": "0xc1"},
+        {"op": "use_credit", "agent": ALICE, "amount": "5"},
+        {"op": "transfer", "from_agent": ALICE, "to_agent": BOB, "amount": "12", "reference": "t1"},
+    ])
+    alice = any_ledger.get_balance(ALICE)
+    assert (alice.credit_limit, alice.credit_used, alice.total_in, alice.total_out) == (50, 5, 10, 12)
+    assert any_ledger.get_balance(BOB).total_in == 12
+    any_ledger.set_credit_limit(ALICE, "60")
+    last_seq = any_ledger.service.read(lambda c: c.execute(
+        text("SELECT last_seq FROM agents WHERE address = :a"), {"a": ALICE}).scalar_one())
+    assert last_seq == any_ledger.head()[0] == 5  # the limit change is the agent's latest transaction
+    assert verify_database(any_ledger).violations == []
+
+
+@pytest.mark.parametrize("key", ["", "a\x00b", "tab\there", "x" * 257])
+def test_idempotency_keys_are_printable_and_bounded(ledger: Ledger, key: str) -> None:
+    with pytest.raises(InvalidArgument):
+        ledger.deposit(ALICE, "1", tx_hash="0xk", idempotency_key=key)
+    assert ledger.head()[0] == 0
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_while_committing_is_reported_not_retried(pg_url: str, monkeypatch) -> None:
+    """Retrying a call whose COMMIT may have landed could record it twice: the caller is told instead."""
+    import psycopg
+
+    with Ledger.open(pg_url) as books:
+        books.deposit(ALICE, "10", tx_hash="0xbefore")
+        commits = []
+
+        def lost(self):  # type: ignore[no-untyped-def]
+            commits.append(1)
+            self.close()  # the server rolls back what it had not committed
+            raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
+
+        monkeypatch.setattr(psycopg.Connection, "commit", lost)
+        with pytest.raises(CommitOutcomeUnknown) as caught:
+            books.spend(ALICE, "1", session_key_id="sk")
+        monkeypatch.undo()
+        assert caught.value.code == "commit_outcome_unknown" and caught.value.http_status == 503
+        assert len(commits) == 1  # not retried
+        assert books.get_balance(ALICE).available == 10  # this time it had not landed
+        books.spend(ALICE, "1", session_key_id="sk")  # the pool hands out a working connection again
+        assert books.get_balance(ALICE).available == 9
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_just_after_the_commit_is_not_a_failure(pg_url: str, monkeypatch) -> None:
+    """The server acknowledged the COMMIT, then the connection dropped: the call succeeded, exactly once."""
+    import psycopg
+
+    with Ledger.open(pg_url) as books:
+        books.deposit(ALICE, "10", tx_hash="0xbefore")
+        commit, commits = psycopg.Connection.commit, []
+
+        def committed_then_lost(self):  # type: ignore[no-untyped-def]
+            if self.closed:
+                raise psycopg.OperationalError("the connection is closed")
+            commit(self)
+            commits.append(1)
+            self.close()
+
+        monkeypatch.setattr(psycopg.Connection, "commit", committed_then_lost)
+        tx = books.spend(ALICE, "1", session_key_id="sk")
+        monkeypatch.undo()
+        assert len(commits) == 1
+        assert books.get_transaction(tx.id).seq == tx.seq
+        assert books.get_balance(ALICE).available == 9  # recorded once, not retried into a second spend

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from .domain.errors import (
+    CommitOutcomeUnknown,
     ConcurrencyConflict,
     HoldExceeded,
     IdempotencyConflict,
@@ -56,6 +57,17 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+MAX_IDEMPOTENCY_KEY_LENGTH = 256  # the unique_keys.key column
+
+
+def check_idempotency_key(key: object) -> str:
+    """1-256 printable characters: the key is stored, compared and shown back verbatim."""
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise InvalidArgument(f"an idempotency key is 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
+                              field="idempotency_key")
+    return key
+
+
 def fingerprint(ops: Sequence[Operation]) -> str:
     body = json.dumps([op.fingerprint() for op in ops], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(body.encode()).hexdigest()
@@ -83,21 +95,49 @@ class LedgerService:
             raise InvalidArgument("a batch needs at least one operation")
         if len(ops) > MAX_BATCH_OPERATIONS:
             raise InvalidArgument(f"a batch holds at most {MAX_BATCH_OPERATIONS} operations")
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
         # The request's fingerprint is compared on an idempotent retry; without a key nobody reads it.
         request_fp = fingerprint(ops) if idempotency_key is not None else None
-        return self._with_retries(lambda conn: self._execute_once(conn, ops, idempotency_key, request_fp))
+        return self._with_retries(lambda conn: self._execute_once(conn, ops, idempotency_key, request_fp),
+                                  commits_itself=True)
 
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run a write that is not a journal operation (API keys) in one retried transaction."""
         return self._with_retries(work)
 
-    def _with_retries(self, work: Callable[[Connection], T]) -> T:
+    def _with_retries(self, work: Callable[[Connection], T], *, commits_itself: bool = False) -> T:
+        """Run ``work`` in one write transaction, retrying what another attempt can cure.
+
+        ``commits_itself``: the work's last act commits (``record_many(commit=True)``), so once it
+        returns the call is durable and SQLAlchemy's own commit is a formality whose failure (a
+        connection lost just after) must not make the call run again.
+        """
         for attempt in range(MAX_ATTEMPTS):
+            unknown: CommitOutcomeUnknown | None = None
             try:
                 with self.engine.connect().execution_options(**{WRITE: True}) as conn:
-                    with conn.begin():
-                        return work(conn)
+                    transaction = conn.begin()
+                    try:
+                        result = work(conn)
+                    except CommitOutcomeUnknown as exc:
+                        # The connection is gone: no rollback on it (its error would hide this one).
+                        unknown = exc
+                        conn.invalidate()
+                        raise
+                    except BaseException:
+                        transaction.rollback()
+                        raise
+                    try:
+                        transaction.commit()
+                    except DRIVER_ERRORS:
+                        if not commits_itself:
+                            raise
+                        conn.invalidate()  # already durable; the connection is not reused
+                    return result
             except DRIVER_ERRORS as exc:
+                if unknown is not None:
+                    raise unknown from exc  # never retried: the call may have been recorded
                 if not is_retryable(exc) or attempt == MAX_ATTEMPTS - 1:
                     if is_retryable(exc):
                         raise ConcurrencyConflict("the write kept colliding with concurrent writers; retry") from exc
@@ -109,22 +149,24 @@ class LedgerService:
     def _execute_once(
         self, conn: Connection, ops: Sequence[Operation], idempotency_key: str | None, request_fp: str | None
     ) -> list[Transaction]:
+        idem = UniqueKey("idempotency", idempotency_key, IdempotencyConflict) if idempotency_key is not None else None
+        if idem is not None:  # a replay needs no lock: look first, before reversals and agents
+            replay = self._replay(conn, writes.find_used(conn, [idem]), idem, request_fp)
+            if replay is not None:
+                return replay
         ops, originals = self._resolve_reversals(conn, ops)
         keys = [op.unique_key() for op in ops]
-        wanted = [k for k in keys if k is not None]
-        if idempotency_key is not None:
-            wanted.append(UniqueKey("idempotency", idempotency_key, IdempotencyConflict))
+        wanted = [k for k in keys if k is not None] + ([idem] if idem is not None else [])
         # Lock every involved agent once, in address order, reading their state, references and
         # the keys the call would use; then plan the whole batch in memory: each operation sees
         # the state the previous ones left.
         states, hold_states, used = writes.load_for_write(
             conn, [a for op in ops for a in op.involved_agents()],
             sorted({k for op in ops for k in op.hold_keys()}, key=str), wanted)
-        if idempotency_key is not None and (found := used.get(("idempotency", idempotency_key))):
-            first_seq, last_seq, stored_fp = found
-            if stored_fp != request_fp:
-                raise IdempotencyConflict("this idempotency key was used with a different request")
-            return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
+        if idem is not None:  # claimed by a concurrent call since the first look
+            replay = self._replay(conn, used, idem, request_fp)
+            if replay is not None:
+                return replay
         self._check_keys_unused(keys, used)
         now = self.clock()
         drafts = []
@@ -134,10 +176,21 @@ class LedgerService:
             self._check_and_project(draft, states, hold_states)
             drafts.append(draft)
         claims = [(key, i, i, fingerprint([op])) for i, (op, key) in enumerate(zip(ops, keys)) if key]
-        if idempotency_key is not None:
-            claims.append((UniqueKey("idempotency", idempotency_key), 0, len(drafts) - 1, request_fp))
+        if idem is not None:
+            claims.append((idem, 0, len(drafts) - 1, request_fp))
         # The call's last write: the commit goes with it (see ``write_path.record_many``).
         return writes.record_many(conn, drafts, now, claims=claims, freed_seqs=list(originals), commit=True)
+
+    @staticmethod
+    def _replay(conn: Connection, used: dict, idem: UniqueKey, request_fp: str | None) -> list[Transaction] | None:
+        """The first result of an idempotency key already used, or None when it is new."""
+        found = used.get((idem.scope, idem.key))
+        if found is None:
+            return None
+        first_seq, last_seq, stored_fp = found
+        if stored_fp != request_fp:
+            raise IdempotencyConflict("this idempotency key was used with a different request")
+        return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
 
     def _resolve_reversals(self, conn: Connection, ops: Sequence[Operation]) -> tuple[list[Operation], dict]:
         """Load each reversal's original and fill in what it touches (agents, references, key)."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 
 class LedgerError(Exception):
-    """Base class of every ledger failure; nothing was written when raised."""
+    """Base class of every ledger failure; nothing was written when raised (but see CommitOutcomeUnknown)."""
 
     code: ClassVar[str] = "ledger_error"
     http_status: ClassVar[int] = 400
@@ -147,6 +147,16 @@ class ConcurrencyConflict(LedgerError):
     """Retries of a serialization failure or deadlock were exhausted."""
 
     code = "concurrency_conflict"
+    http_status = 503
+
+
+class CommitOutcomeUnknown(LedgerError):
+    """The one failure after which the call may have been recorded: the connection to the
+    database dropped while the commit was under way. Never retried blindly (that could record
+    it twice); the caller repeats it with the same idempotency key, which replays it if it
+    was recorded and records it if it was not."""
+
+    code = "commit_outcome_unknown"
     http_status = 503
 
 

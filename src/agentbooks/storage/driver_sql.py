@@ -25,7 +25,7 @@ import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..domain.errors import InvariantViolation
+from ..domain.errors import CommitOutcomeUnknown, InvariantViolation
 
 # Errors the bare drivers raise; the service treats them like SQLAlchemy's wrapped ones.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, sqlite3.Error, psycopg.Error)
@@ -40,12 +40,22 @@ def is_retryable(exc: BaseException) -> bool:
         exc = exc.orig  # type: ignore[assignment]
     if isinstance(exc, (sqlite3.IntegrityError, psycopg.IntegrityError)):
         return True  # a concurrent writer claimed the same key first: retry into the typed error
-    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
-        return True  # the server dropped the connection
+    if isinstance(exc, psycopg.OperationalError) and connection_lost(exc):
+        return True  # the server dropped the connection before anything was committed
     if getattr(exc, "sqlstate", None) in _RETRYABLE_SQLSTATES:
         return True
     text = str(exc).lower()
     return "database is locked" in text or "database is busy" in text
+
+
+_LOST = ("server closed the connection", "connection is closed", "terminating connection", "connection is lost",
+         "consuming input failed", "sending query failed", "connection refused", "the connection is bad")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """psycopg's word that the connection itself is gone (not a statement's error, not a pipeline misuse)."""
+    return (isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.PipelineAborted)
+            and getattr(exc, "sqlstate", None) is None and any(text in str(exc).lower() for text in _LOST))
 
 
 _AGENT_COLUMNS = "address, total_in_micros, total_out_micros, credit_limit_micros"
@@ -180,15 +190,17 @@ TABLE_WRITES: tuple[TableWrite, ...] = (
                                     "reference:text")),
     TableWrite("agent_entries", _columns("agent:text seq:bigint total_in_delta_micros:bigint "
                                          "total_out_delta_micros:bigint")),
-    TableWrite("agent_totals", _columns("d_in:bigint d_out:bigint last_seq:bigint at_us:bigint address:text"),
+    # One update of each agent's row (totals, and the credit limit when the call set one): one
+    # statement must not update the same row twice (PostgreSQL would apply only one of them).
+    TableWrite("agents", _columns("d_in:bigint d_out:bigint last_seq:bigint at_us:bigint credit_limit:bigint "
+                                  "address:text"),
                "UPDATE agents SET total_in_micros = total_in_micros + ?, total_out_micros = total_out_micros + ?, "
-               "last_seq = ?, updated_at_us = ? WHERE address = ?",
+               "last_seq = ?, updated_at_us = ?, credit_limit_micros = COALESCE(?, credit_limit_micros) "
+               "WHERE address = ?",
                "UPDATE agents SET total_in_micros = agents.total_in_micros + u.d_in, "
                "total_out_micros = agents.total_out_micros + u.d_out, last_seq = u.last_seq, "
-               "updated_at_us = u.at_us FROM {rows} WHERE agents.address = u.address"),
-    TableWrite("credit_limits", _columns("credit_limit:bigint address:text"),
-               "UPDATE agents SET credit_limit_micros = ? WHERE address = ?",
-               "UPDATE agents SET credit_limit_micros = u.credit_limit FROM {rows} WHERE agents.address = u.address"),
+               "updated_at_us = u.at_us, credit_limit_micros = COALESCE(u.credit_limit, agents.credit_limit_micros) "
+               "FROM {rows} WHERE agents.address = u.address"),
     TableWrite("holds", _columns("kind:text agent:text reference:text amount_micros:bigint remaining_micros:bigint "
                                  "credit_micros:bigint confirmed_micros:bigint released_micros:bigint "
                                  "expires_at_us:bigint created_seq:bigint updated_seq:bigint")),
@@ -251,14 +263,22 @@ def write_tables(raw: Any, sql: DriverSql, rows: Mapping[str, Sequence[Sequence[
     present = [(w.name, len(rows[w.name])) for w in TABLE_WRITES if rows.get(w.name)]
     if sql.postgres and max(count for _, count in present) <= MAX_ROWS_IN_ONE_STATEMENT:
         params = [value for name, _ in present for row in rows[name] for value in row]
+        committed = False
         try:
             with raw.pipeline():
                 raw.cursor().execute(write_all_statement(tuple(present)), params)
                 if commit:
                     raw.commit()
+                    committed = True
         except psycopg.errors.InvalidTextRepresentation as exc:
             if _MISSING in str(exc):
                 raise InvariantViolation("a posting or hold effect names a row that does not exist") from exc
+            raise
+        except psycopg.OperationalError as exc:
+            if committed:
+                return  # the server acknowledged the COMMIT; only leaving the pipeline failed
+            if commit and connection_lost(exc):
+                raise CommitOutcomeUnknown(_UNKNOWN) from exc
             raise
         return
     texts = _WRITE_SQL[sql.postgres]
@@ -271,7 +291,16 @@ def write_tables(raw: Any, sql: DriverSql, rows: Mapping[str, Sequence[Sequence[
         if name in cursors and cursors[name].rowcount not in (-1, len(rows[name])):
             raise InvariantViolation(f"a {name} row to update does not exist")
     if commit:
-        raw.commit()
+        try:
+            raw.commit()
+        except psycopg.OperationalError as exc:
+            if connection_lost(exc):
+                raise CommitOutcomeUnknown(_UNKNOWN) from exc
+            raise
+
+
+_UNKNOWN = ("the connection to the database was lost while the call was committing: it may or may not have "
+            "been recorded; repeat it with the same idempotency key to learn which, or look it up")
 
 
 _RENDERED = {flag: DriverSql.render(flag) for flag in (False, True)}

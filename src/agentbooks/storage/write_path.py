@@ -31,6 +31,7 @@ from ..domain import accounts as acct
 from ..domain.hashing import transaction_hash
 from ..domain.model import AgentFlow, AgentState, HoldEffect, HoldState, Transaction, TransactionDraft
 from ..domain.operations import HoldKey, UniqueKey
+from ..domain.errors import InvariantViolation
 from .driver_sql import DriverSql, raw_connection, sql_for, write_tables
 from .journal_store import agent_state_from_row, hold_state_from_row, insert_missing_agents, stripe_for, to_us, from_us
 
@@ -106,6 +107,13 @@ def _load(raw: Any, sql: DriverSql, ordered: list[str], hold_keys: Sequence[Hold
     return states, holds, used
 
 
+def find_used(conn: Connection, keys: Sequence[UniqueKey]) -> dict[tuple[str, str], UsedKey]:
+    """The recorded unique keys among ``keys``, read without locking anything."""
+    sql, raw = sql_for(conn), raw_connection(conn)
+    rows = raw.cursor().execute(sql.unique_keys_of, sql.rows([(k.scope, k.key) for k in keys], 2)).fetchall()
+    return {(scope, key): (first, last, fp) for scope, key, first, last, fp in rows}
+
+
 # --- 2. appending the transactions ------------------------------------------------------------
 
 
@@ -172,6 +180,8 @@ def record_many(
         ))
         prev_hash = digest
 
+    if limits.keys() - agent_totals.keys():
+        raise InvariantViolation("a credit limit was set for an agent the transaction does not involve")
     inserts = [r for r in hold_rows.values() if r["creates"]]
     updates = [r for r in hold_rows.values() if not r["creates"]]
     table_rows = {
@@ -180,8 +190,7 @@ def record_many(
         "journal": journal_rows,
         "postings": posting_rows,
         "agent_entries": entry_rows,
-        "agent_totals": [(i, o, last, at_us, a) for a, (i, o, last) in sorted(agent_totals.items())],
-        "credit_limits": [(limit, a) for a, limit in sorted(limits.items())],
+        "agents": [(i, o, last, at_us, limits.get(a), a) for a, (i, o, last) in sorted(agent_totals.items())],
         "holds": [(r["kind"], r["agent"], r["reference"], *(r[f] for f in _HOLD_FIELDS), r["expires_at_us"],
                    r["created_seq"], r["updated_seq"]) for r in inserts],
         "hold_updates": [(*(r[f] for f in _HOLD_FIELDS), r["updated_seq"], r["kind"], r["agent"], r["reference"])
