@@ -16,15 +16,13 @@ import os
 import sys
 import time
 
-from .suites import PgDatabases, _seeded
+from .suites import PgDatabases, _ledger_single_commits, _seeded
 from .workload import workload
 
 
 def _writer(url: str, ops: list[dict]) -> tuple[float, float, float]:
     """Run ``ops`` one commit each; return (start, end, seconds the head was held)."""
     import psycopg
-
-    from agentbooks import Ledger, LedgerError
 
     held, granted = [0.0], [None]
     execute, commit = psycopg.Cursor.execute, psycopg.Connection.commit
@@ -43,14 +41,8 @@ def _writer(url: str, ops: list[dict]) -> tuple[float, float, float]:
         return result
 
     psycopg.Cursor.execute, psycopg.Connection.commit = timed_execute, timed_commit  # type: ignore[method-assign]
-    with Ledger.open(url) as ledger:
-        started = time.perf_counter()
-        for op in ops:
-            try:
-                ledger.batch([op])
-            except LedgerError:
-                pass  # writers share hot agents: another writer may have spent what this plan expected
-        return started, time.perf_counter(), held[0]
+    started, ended = _ledger_single_commits(url, ops)
+    return started, ended, held[0]
 
 
 def main() -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -77,6 +79,14 @@ class LedgerService:
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.engine = engine
         self.clock = clock
+        # SQLite takes one writer at a time whatever we do: its writers share one connection, kept
+        # open, behind a lock. No pool checkout and check-in per call, and a process's threads
+        # queue here instead of spinning in SQLite's busy handler. PostgreSQL writers each take a
+        # pooled connection.
+        url = engine.url
+        file_sqlite = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        self._sqlite_writer_lock = threading.Lock() if file_sqlite else None
+        self._sqlite_writer: Connection | None = None
 
     @classmethod
     def open(cls, url: str, *, clock: Callable[[], datetime] = utc_now) -> "LedgerService":
@@ -85,7 +95,24 @@ class LedgerService:
         return cls(engine, clock=clock)
 
     def close(self) -> None:
+        if self._sqlite_writer_lock is not None:
+            with self._sqlite_writer_lock:
+                if self._sqlite_writer is not None:
+                    self._sqlite_writer.close()
+                    self._sqlite_writer = None
         self.engine.dispose()
+
+    @contextmanager
+    def _write_connection(self) -> Iterator[Connection]:
+        """The connection one write transaction runs on (see ``__init__``)."""
+        if self._sqlite_writer_lock is None:
+            with self.engine.connect().execution_options(**{WRITE: True}) as conn:
+                yield conn
+            return
+        with self._sqlite_writer_lock:
+            if self._sqlite_writer is None or self._sqlite_writer.closed or self._sqlite_writer.invalidated:
+                self._sqlite_writer = self.engine.connect().execution_options(**{WRITE: True})
+            yield self._sqlite_writer
 
     # --- writes ------------------------------------------------------------------
 
@@ -116,7 +143,7 @@ class LedgerService:
         for attempt in range(MAX_ATTEMPTS):
             unknown: CommitOutcomeUnknown | None = None
             try:
-                with self.engine.connect().execution_options(**{WRITE: True}) as conn:
+                with self._write_connection() as conn:
                     transaction = conn.begin()
                     try:
                         result = work(conn)
