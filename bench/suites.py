@@ -207,6 +207,9 @@ def api_load(url: str, seconds: float, clients: int, workers: int = 2) -> dict[s
         results = {}
         agent = agent_address(0)
         if shutil.which("wrk"):
+            wrk_load("warm-up", f"{base}/healthz", 2, clients)  # both workers up and warm before measuring
+            # The floor of the stack in the same run: uvicorn, the middleware and FastAPI's routing, no ledger.
+            results.update(wrk_load("floor", f"{base}/healthz", seconds, clients))
             results.update(wrk_load("balance", f"{base}/v1/agents/{agent}/balance", seconds, clients))
             results.update(wrk_load("deposit", f"{base}/v1/admin/deposits", seconds, clients,
                                     script=_WRK_DEPOSITS.replace("AGENT", agent)))
