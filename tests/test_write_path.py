@@ -132,3 +132,29 @@ def test_a_connection_lost_just_after_the_commit_is_not_a_failure(pg_url: str, m
         assert len(commits) == 1
         assert books.get_transaction(tx.id).seq == tx.seq
         assert books.get_balance(ALICE).available == 9  # recorded once, not retried into a second spend
+
+
+def test_threads_share_sqlites_one_writer_connection_without_losing_a_write(sqlite_url: str) -> None:
+    """SQLite writers of a process take turns on one kept-open connection: every write lands, once."""
+    import threading
+
+    with Ledger.open(sqlite_url) as books:
+        errors: list[BaseException] = []
+
+        def deposits(worker: int) -> None:
+            try:
+                for i in range(25):
+                    books.deposit(ALICE if i % 2 else BOB, "1", tx_hash=f"0xw{worker}-{i}")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=deposits, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert books.head()[0] == 200
+        assert books.get_balance(ALICE).available + books.get_balance(BOB).available == 200
+        report = verify_database(books)
+        assert report.violations == [] and report.transactions == 200

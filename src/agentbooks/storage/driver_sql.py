@@ -3,13 +3,14 @@
 Why not SQLAlchemy Core here: a write runs about ten statements, and through
 Core each one costs more Python time (cache key, parameter processing, result
 wrapping) than SQLite takes to run it. The bare cursor with pre-rendered
-text costs a few microseconds. On PostgreSQL the statements that do not wait
-on each other's results go out in one pipeline (one round trip), which also
-shortens the time the chain head is held. The SQL is plain and standard; the
-only differences between the engines are the placeholder, row locks and how
-a list travels as one parameter (a JSON array for SQLite, arrays for
-PostgreSQL), so every statement has one text whatever the number of rows.
-Reads and rare writes stay on SQLAlchemy Core.
+text costs a few microseconds. On PostgreSQL the reads that do not wait on
+each other go out in one pipeline (one round trip), and a call's writes are
+one statement sent with the COMMIT, which shortens the time the chain head is
+held. The SQL is plain and standard; the engines differ in the placeholder,
+row locks and how a list travels as one parameter (a JSON array for SQLite,
+arrays for PostgreSQL), so each read has one text whatever the number of
+rows; PostgreSQL's one write statement has a text per shape (which tables,
+how many rows), cached. Reads and rare writes stay on SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -73,10 +74,6 @@ class DriverSql:
     holds_of: str
     unique_keys_of: str
     head_for_update: str
-    # SQLite: the four reads as one statement returning one JSON array each. A SQLite statement
-    # costs more Python than the rows it returns, and it has no round trips to save, while on
-    # PostgreSQL the aggregation costs the server more than the pipeline of plain reads.
-    state_in_one: str
 
     @classmethod
     def render(cls, postgres: bool) -> "DriverSql":
@@ -101,15 +98,6 @@ class DriverSql:
             "unique_keys_of": "SELECT scope, key, first_seq, last_seq, fingerprint FROM unique_keys "
                               f"WHERE {row_list(('scope', 'key'))}",
             "head_for_update": f"SELECT last_seq, last_hash, last_at_us FROM journal_head WHERE id = 1{lock}",
-            "state_in_one": "" if postgres else (
-                "SELECT "
-                f"(SELECT json_group_array(json_array({_AGENT_COLUMNS})) FROM agents WHERE {one_list('address')}), "
-                "(SELECT json_group_array(json_array(account, balance_micros)) FROM balances "
-                f"WHERE {one_list('account')}), "
-                f"(SELECT json_group_array(json_array({HOLD_COLUMNS})) FROM holds "
-                f"WHERE {row_list(('kind', 'agent', 'reference'))}), "
-                "(SELECT json_group_array(json_array(scope, key, first_seq, last_seq, fingerprint)) FROM unique_keys "
-                f"WHERE {row_list(('scope', 'key'))})"),
         }
         if postgres:  # psycopg's placeholder; no statement contains a literal "?" or "%"
             texts = {name: sql.replace("?", "%s") for name, sql in texts.items()}

@@ -6,15 +6,17 @@ whatever the number of operations in it:
 1. ``load_for_write``: lock the involved agents (address order), read their
    balances, their holds and escrows, and the unique keys the call would use
    (one pipeline on PostgreSQL);
-2. ``record_many``: add the summed deltas to the balance rows and lock the
-   chain head (one pipeline), then write the journal rows, postings, agent
-   entries, agent totals, holds and unique keys (one pipeline), the head last.
+2. ``record_many``: lock the chain head, compute the hash chain, then write
+   the balance deltas, the head, the journal rows, postings, agent entries,
+   agent rows, holds and unique keys (``driver_sql.write_tables``: on
+   PostgreSQL one statement, sent with the COMMIT).
 
 Lock order, the same for every writer so writers cannot deadlock on each
-other's rows: the agents' rows, then the platform balance stripes by
-(account, stripe), then the single ``journal_head`` row, last, so the hash
-chain's one row is held only for the final inserts and the commit. The
-statements are driver SQL (``driver_sql``); the caller holds the transaction.
+other's rows: the agents' rows, then the single ``journal_head`` row, then
+the balance rows. An agent's balance rows are guarded by its agent lock and
+the platform's striped rows are only written under the head, so they are
+never contended. The statements are driver SQL (``driver_sql``); the caller
+holds the transaction.
 """
 
 from __future__ import annotations
@@ -77,23 +79,18 @@ def _load(raw: Any, sql: DriverSql, ordered: list[str], hold_keys: Sequence[Hold
     names = {name: (a, bucket) for a in ordered for name, bucket in acct.account_buckets(a).items()}
     hold_params = [(k.value, a, r) for k, a, r in hold_keys]
     unique_params = [(k.scope, k.key) for k in unique]
-    if sql.postgres:
-        with sql.pipelined(raw):
-            agents_cur, balances_cur, holds_cur, unique_cur = (raw.cursor() for _ in range(4))
-            agents_cur.execute(sql.lock_agents, sql.values(ordered))
-            balances_cur.execute(sql.balances_of, sql.values(list(names)))
-            if hold_keys:
-                holds_cur.execute(sql.holds_of, sql.rows(hold_params, 3))
-            if unique:
-                unique_cur.execute(sql.unique_keys_of, sql.rows(unique_params, 2))
-        agent_rows = agents_cur.fetchall()
-        balance_rows = balances_cur.fetchall()
-        hold_rows = holds_cur.fetchall() if hold_keys else []
-        unique_rows = unique_cur.fetchall() if unique else []
-    else:
-        found = raw.execute(sql.state_in_one, (*sql.values(ordered), *sql.values(list(names)),
-                                               *sql.rows(hold_params, 3), *sql.rows(unique_params, 2))).fetchone()
-        agent_rows, balance_rows, hold_rows, unique_rows = (json.loads(column) for column in found)
+    with sql.pipelined(raw):
+        agents_cur, balances_cur, holds_cur, unique_cur = (raw.cursor() for _ in range(4))
+        agents_cur.execute(sql.lock_agents, sql.values(ordered))
+        balances_cur.execute(sql.balances_of, sql.values(list(names)))
+        if hold_keys:
+            holds_cur.execute(sql.holds_of, sql.rows(hold_params, 3))
+        if unique:
+            unique_cur.execute(sql.unique_keys_of, sql.rows(unique_params, 2))
+    agent_rows = agents_cur.fetchall()
+    balance_rows = balances_cur.fetchall()
+    hold_rows = holds_cur.fetchall() if hold_keys else []
+    unique_rows = unique_cur.fetchall() if unique else []
     sums: dict[str, dict[acct.AgentBucket, int]] = defaultdict(lambda: defaultdict(int))
     for account, amount in balance_rows:
         owner, bucket = names[account]
@@ -103,14 +100,16 @@ def _load(raw: Any, sql: DriverSql, ordered: list[str], hold_keys: Sequence[Hold
     for row in hold_rows:
         state = hold_state_from_row(*row)
         holds[(state.kind, state.agent, state.reference)] = state
-    used = {(scope, key): (first, last, fp) for scope, key, first, last, fp in unique_rows}
-    return states, holds, used
+    return states, holds, _used_keys(unique_rows)
 
 
 def find_used(conn: Connection, keys: Sequence[UniqueKey]) -> dict[tuple[str, str], UsedKey]:
     """The recorded unique keys among ``keys``, read without locking anything."""
     sql, raw = sql_for(conn), raw_connection(conn)
-    rows = raw.cursor().execute(sql.unique_keys_of, sql.rows([(k.scope, k.key) for k in keys], 2)).fetchall()
+    return _used_keys(raw.cursor().execute(sql.unique_keys_of, sql.rows([(k.scope, k.key) for k in keys], 2)).fetchall())
+
+
+def _used_keys(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], UsedKey]:
     return {(scope, key): (first, last, fp) for scope, key, first, last, fp in rows}
 
 
