@@ -7,6 +7,8 @@ sequence it got, so the test can replay them serially and compare.
 
 from __future__ import annotations
 
+import concurrent.futures as futures
+import contextlib
 import random
 
 from agentbooks import Ledger, LedgerError
@@ -15,12 +17,14 @@ HOT_AGENT = "0x5aeda56215b167893e80b4fe645ba6d5bab767de"
 EXPECTED_REFUSALS = {"insufficient_balance", "credit_limit_exceeded", "hold_exceeded", "unknown_hold"}
 
 
-def hammer(url: str, worker: int, operations: int, seed: int) -> tuple[list[tuple[int, dict]], list[str]]:
+def hammer(target: str | Ledger, worker: int, operations: int, seed: int) -> tuple[list[tuple[int, dict]], list[str]]:
+    """``target``: a database URL (the worker opens its own ledger) or a ledger shared with other workers."""
     rng = random.Random(seed)
     accepted: list[tuple[int, dict]] = []
     refused: list[str] = []
     my_holds: list[str] = []
-    with Ledger.open(url) as ledger:
+    opened = Ledger.open(target) if isinstance(target, str) else contextlib.nullcontext(target)
+    with opened as ledger:
         for i in range(operations):
             amount = f"{rng.randint(1, 9)}.{rng.randint(0, 999999):06d}"
             roll = rng.random()
@@ -46,3 +50,12 @@ def hammer(url: str, worker: int, operations: int, seed: int) -> tuple[list[tupl
                 my_holds.append(op["reference"])
             accepted.append((tx.seq, op))
     return accepted, refused
+
+
+def hammer_from_threads(url: str, threads: int, operations: int, seed: int) -> tuple[list[tuple[int, dict]], list[str], int]:
+    """``threads`` workers sharing one ledger (so their writes are group-committed); also the largest group seen."""
+    with Ledger.open(url) as ledger:
+        with futures.ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(lambda w: hammer(ledger, seed + w, operations, seed + w), range(threads)))
+        largest = ledger.service.group_stats().largest_group
+    return [a for r in results for a in r[0]], [c for r in results for c in r[1]], largest

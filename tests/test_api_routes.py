@@ -260,6 +260,20 @@ def test_idempotent_replay_and_conflict(api):
     assert r.status_code == 200 and "Idempotent-Replay" not in r.headers
 
 
+def test_a_refused_request_keeps_its_refusal_under_its_key(api):
+    """A client that trusted a 422 must never be charged by retrying the same key later."""
+    body = {"amount": "3", "sessionKeyId": "sk"}
+    headers = {**api.alice, "Idempotency-Key": "call-9"}
+    first = api.client.post(f"/v1/agents/{ALICE}/spend", json=body, headers=headers)
+    assert (first.status_code, first.json()["error"]) == (422, "insufficient_balance")
+    assert "Idempotent-Replay" not in first.headers
+    deposit(api, ALICE, "20", "0xd9")
+    again = api.client.post(f"/v1/agents/{ALICE}/spend", json=body, headers=headers)
+    assert (again.status_code, again.json()) == (422, first.json())
+    assert again.headers["Idempotent-Replay"] == "true"
+    assert balance(api, ALICE, api.alice)["available"] == "20.000000"
+
+
 def test_request_id_on_every_response(api):
     assert api.client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
     assert len(api.client.get("/v1/accounts").headers["X-Request-ID"]) == 32

@@ -27,6 +27,7 @@ def reference_form(**f) -> bytes:  # type: ignore[no-untyped-def]
         "kind": f["kind"], "agent": f["agent"], "counterparty": f["counterparty"], "amount": f["amount_micros"],
         "reference": f["reference"], "tx_hash": f["tx_hash"], "postings": [list(p) for p in f["postings"]],
         "credit_limit": f["credit_limit_micros"], "reverses": f["reverses_seq"], "prev": f["prev_hash"],
+        "memo": f["memo"], "meta": f["meta"],
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
@@ -36,7 +37,8 @@ def reference_form(**f) -> bytes:  # type: ignore[no-untyped-def]
     seq=ints, transaction_id=texts, occurred_at=times, kind=texts, agent=maybe_text, counterparty=maybe_text,
     amount_micros=ints, reference=maybe_text, tx_hash=maybe_text,
     postings=st.lists(st.tuples(texts, ints, texts, maybe_text), max_size=4),
-    credit_limit_micros=st.none() | ints, reverses_seq=st.none() | ints, prev_hash=texts,
+    credit_limit_micros=st.none() | ints, reverses_seq=st.none() | ints, prev_hash=texts, memo=maybe_text,
+    meta=st.dictionaries(texts, ints | texts | st.dictionaries(texts, texts, max_size=3), max_size=4),
 )
 def test_canonical_form_is_sorted_key_json(**fields) -> None:  # type: ignore[no-untyped-def]
     assert canonical_form(**fields) == reference_form(**fields)

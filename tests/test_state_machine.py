@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from agentbooks import Ledger, LedgerError
-from agentbooks.domain.hashing import GENESIS_HASH, transaction_hash
+from agentbooks.domain.hashing import GENESIS_HASH, recorded_hash
 from agentbooks.domain.money import format_micros
 from conftest import ALICE, BOB, CAROL, StepClock
 
@@ -413,13 +413,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for tx in self.ledger.transactions():
             assert sum(p.amount_micros for p in tx.postings) == 0
             assert tx.prev_hash == prev
-            recomputed = transaction_hash(
-                seq=tx.seq, transaction_id=tx.id, occurred_at=tx.occurred_at, kind=tx.kind.value,
-                agent=tx.agent, counterparty=tx.counterparty, amount_micros=tx.amount_micros,
-                reference=tx.reference, tx_hash=tx.tx_hash,
-                postings=[(p.account, p.amount_micros, p.currency, p.reference) for p in tx.postings],
-                credit_limit_micros=tx.credit_limit_micros, reverses_seq=tx.reverses_seq, prev_hash=tx.prev_hash,
-            )
+            recomputed = recorded_hash(tx)
             assert recomputed == tx.hash, f"hash chain broken at seq {tx.seq}"
             prev = tx.hash
             for p in tx.postings:

@@ -15,9 +15,9 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, Union
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -27,11 +27,12 @@ from .domain.errors import (
     ConcurrencyConflict,
     HoldExceeded,
     IdempotencyConflict,
+    LedgerError,
     InvalidArgument,
     NotFound,
     UnknownHold,
 )
-from .domain.model import AgentState, HoldKind, HoldState, Transaction
+from .domain.model import AgentState, HoldKind, HoldState, Transaction, TransactionDraft
 from .domain.operations import (
     Operation,
     PlanContext,
@@ -43,6 +44,7 @@ from .domain.operations import (
     project_agent,
     project_hold,
 )
+from .group_commit import GroupCommitter, GroupStats, Pending
 from .storage import journal_store as store
 from .storage import write_path as writes
 from .storage.driver_sql import DRIVER_ERRORS, is_retryable
@@ -53,6 +55,9 @@ T = TypeVar("T")
 MAX_BATCH_OPERATIONS = 10_000
 MAX_SWEEP_PAGES = 1000  # one sweep releases at most this many pages of expired holds
 MAX_ATTEMPTS = 25
+# A group commits at most this many requests (and MAX_BATCH_OPERATIONS operations): beyond a few
+# hundred the commit is no longer what a request waits for, and a group's rows stay bounded.
+MAX_GROUP_REQUESTS = 256
 
 
 def utc_now() -> datetime:
@@ -75,6 +80,29 @@ def fingerprint(ops: Sequence[Operation]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class WriteRequest:
+    """One caller's request as the committer sees it: all of its operations commit, or none."""
+
+    ops: tuple[Operation, ...]
+    idem: UniqueKey | None
+    fingerprint: str | None
+    annotations: Mapping[str, Any]
+
+
+Answer = Union[list[Transaction], BaseException]
+
+
+def annotate(draft: TransactionDraft, annotations: Mapping[str, Any]) -> TransactionDraft:
+    """The draft with the call's annotations added to its metadata; a name the operation uses is refused."""
+    if not annotations:
+        return draft
+    clash = annotations.keys() & draft.metadata.keys()
+    if clash:
+        raise InvalidArgument(f"annotation names {sorted(clash)} are the operation's own metadata", field="annotations")
+    return replace(draft, metadata={**draft.metadata, **annotations})
+
+
 class LedgerService:
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.engine = engine
@@ -87,6 +115,8 @@ class LedgerService:
         file_sqlite = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
         self._sqlite_writer_lock = threading.Lock() if file_sqlite else None
         self._sqlite_writer: Connection | None = None
+        self._committer: GroupCommitter[list[Transaction]] = GroupCommitter(
+            self._commit_group, max_requests=MAX_GROUP_REQUESTS, max_operations=MAX_BATCH_OPERATIONS)
 
     @classmethod
     def open(cls, url: str, *, clock: Callable[[], datetime] = utc_now) -> "LedgerService":
@@ -116,55 +146,213 @@ class LedgerService:
 
     # --- writes ------------------------------------------------------------------
 
-    def execute(self, ops: Sequence[Operation], *, idempotency_key: str | None = None) -> list[Transaction]:
-        """Run ``ops`` atomically, in order; return their recorded transactions."""
+    def execute(self, ops: Sequence[Operation], *, idempotency_key: str | None = None,
+                annotations: Mapping[str, Any] | None = None) -> list[Transaction]:
+        """Run ``ops`` atomically, in order; return their recorded transactions.
+
+        The call joins whatever group of concurrent calls commits next (``group_commit``); it is
+        accepted or refused on its own. ``idempotency_key``: the key's first answer, a recorded
+        result or a refusal, is its answer forever (the same request replays it, marked
+        ``replayed``; another request is ``idempotency_conflict``). ``annotations`` (call context:
+        who asked, the request id, ...) are merged into every recorded transaction's metadata,
+        inside the hash chain. They are not part of the request's fingerprint: a retry of the
+        same request carries another request id.
+        """
         if not ops:
             raise InvalidArgument("a batch needs at least one operation")
         if len(ops) > MAX_BATCH_OPERATIONS:
             raise InvalidArgument(f"a batch holds at most {MAX_BATCH_OPERATIONS} operations")
+        idem = None
         if idempotency_key is not None:
-            check_idempotency_key(idempotency_key)
+            idem = UniqueKey("idempotency", check_idempotency_key(idempotency_key), IdempotencyConflict)
         # The request's fingerprint is compared on an idempotent retry; without a key nobody reads it.
-        request_fp = fingerprint(ops) if idempotency_key is not None else None
-        return self._with_retries(lambda conn: self._execute_once(conn, ops, idempotency_key, request_fp),
-                                  commits_itself=True)
+        request = WriteRequest(tuple(ops), idem, fingerprint(ops) if idem is not None else None,
+                               dict(annotations or {}))
+        if idem is not None:  # a replay needs no lock and no group: look first
+            replay = self.read(lambda c: self._answer_of(c, writes.find_used(c, [idem]), request))
+            if replay is not None:
+                return replay
+        return self._committer.submit(request, operations=len(ops),
+                                      exclusive_key=(idem.scope, idem.key) if idem is not None else None)
 
-    def write(self, work: Callable[[Connection], T]) -> T:
-        """Run a write that is not a journal operation (API keys) in one retried transaction."""
-        return self._with_retries(work)
+    # --- the group commit ----------------------------------------------------------
 
-    def _with_retries(self, work: Callable[[Connection], T], *, commits_itself: bool = False) -> T:
-        """Run ``work`` in one write transaction, retrying what another attempt can cure.
+    def group_stats(self) -> GroupStats:
+        return self._committer.stats()
 
-        ``commits_itself``: the work's last act commits (``record_many(commit=True)``), so once it
-        returns the call is durable and SQLAlchemy's own commit is a formality whose failure (a
-        connection lost just after) must not make the call run again.
+    def _commit_group(self, group: Sequence[Pending[list[Transaction]]]) -> None:
+        """Plan and record a group's requests in one database transaction; answer each.
+
+        Serialization failures, deadlocks and unique-key races retry the whole group (it is
+        planned again from what is committed by then). A connection lost during the commit gives
+        every request ``commit_outcome_unknown``, never retried here. Any other failure of the
+        group as a whole (a bug, a broken invariant) is isolated: each request then runs alone,
+        so it lands on the request that caused it.
         """
         for attempt in range(MAX_ATTEMPTS):
-            unknown: CommitOutcomeUnknown | None = None
+            answers: dict[int, Answer] = {}
             try:
                 with self._write_connection() as conn:
                     transaction = conn.begin()
                     try:
-                        result = work(conn)
-                    except CommitOutcomeUnknown as exc:
-                        # The connection is gone: no rollback on it (its error would hide this one).
-                        unknown = exc
-                        conn.invalidate()
+                        self._plan_and_record(conn, group, answers)
+                    except CommitOutcomeUnknown:
+                        conn.invalidate()  # the connection is gone: no rollback on it
                         raise
                     except BaseException:
                         transaction.rollback()
                         raise
                     try:
-                        transaction.commit()
+                        transaction.commit()  # a formality: record_many committed (or nothing was written)
                     except DRIVER_ERRORS:
-                        if not commits_itself:
-                            raise
                         conn.invalidate()  # already durable; the connection is not reused
-                    return result
+            except CommitOutcomeUnknown as exc:
+                for pending in group:
+                    pending.fail(exc)
+                return
             except DRIVER_ERRORS as exc:
-                if unknown is not None:
-                    raise unknown from exc  # never retried: the call may have been recorded
+                if is_retryable(exc) and attempt < MAX_ATTEMPTS - 1:
+                    # Jittered exponential backoff, capped: colliding writers spread out.
+                    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+                    continue
+                if len(group) > 1:
+                    return self._commit_alone(group)
+                group[0].fail(ConcurrencyConflict("the write kept colliding with concurrent writers; retry")
+                              if is_retryable(exc) else exc)
+                return
+            except Exception as exc:
+                if len(group) > 1:
+                    return self._commit_alone(group)
+                group[0].fail(exc)
+                return
+            for i, pending in enumerate(group):
+                answer = answers[i]
+                if isinstance(answer, BaseException):
+                    pending.fail(answer)
+                else:
+                    pending.answer(answer)
+            return
+        raise AssertionError("unreachable")
+
+    def _commit_alone(self, group: Sequence[Pending[list[Transaction]]]) -> None:
+        for pending in group:
+            self._commit_group([pending])
+
+    def _plan_and_record(self, conn: Connection, group: Sequence[Pending[list[Transaction]]],
+                         answers: dict[int, "Answer"]) -> None:
+        """Each request in order against the state the accepted ones before it left; then one write."""
+        requests: list[tuple[int, WriteRequest, list[Operation], dict[int, Transaction]]] = []
+        for i, pending in enumerate(group):
+            request: WriteRequest = pending.request
+            try:
+                ops, originals = self._resolve_reversals(conn, request.ops)
+            except LedgerError as exc:
+                answers[i] = exc
+                continue
+            requests.append((i, request, ops, originals))
+        idems = [r.idem for _, r, _, _ in requests if r.idem is not None]
+        natural = [k for _, _, ops, _ in requests for op in ops if (k := op.unique_key()) is not None]
+        states, hold_states, used, created = writes.load_for_write(
+            conn, [a for _, _, ops, _ in requests for op in ops for a in op.involved_agents()],
+            sorted({k for _, _, ops, _ in requests for op in ops for k in op.hold_keys()}, key=str),
+            natural + idems, request_keys=idems)
+        now = self.clock()
+        drafts: list[TransactionDraft] = []
+        spans: dict[int, tuple[int, int]] = {}  # request index -> (first draft, draft count)
+        claims: list[writes.Claim] = []
+        refusals: list[writes.Refusal] = []
+        freed: list[int] = []
+        claimed: set[tuple[str, str]] = set()  # natural keys taken by this group's accepted requests
+        involved: set[str] = set()
+        for i, request, ops, originals in requests:
+            if request.idem is not None:
+                found = used.get((request.idem.scope, request.idem.key))
+                if found is not None:  # answered while this one waited for the key's lock
+                    try:
+                        answers[i] = self._replay(conn, found, request)
+                    except LedgerError as exc:
+                        answers[i] = exc
+                    continue
+            try:
+                planned, keys = self._plan_request(request, ops, originals, now, states, hold_states, used, claimed)
+            except LedgerError as exc:
+                if not exc.final:
+                    raise
+                answers[i] = exc
+                if request.idem is not None:
+                    refusals.append((request.idem, request.fingerprint or "", json.dumps(exc.to_dict(), default=str)))
+                continue
+            base = len(drafts)
+            spans[i] = (base, len(planned))
+            drafts.extend(planned)
+            claims += [(key, base + j, base + j, fingerprint([ops[j]])) for j, key in keys]
+            if request.idem is not None:
+                claims.append((request.idem, base, base + len(planned) - 1, request.fingerprint or ""))
+            claimed.update((key.scope, key.key) for _, key in keys)
+            freed.extend(originals)
+            involved.update(a for op in ops for a in op.involved_agents())
+        # The call's last write: the commit goes with it (see ``write_path.record_many``).
+        recorded = writes.record_many(conn, drafts, now, claims=claims, refusals=refusals, freed_seqs=freed,
+                                      forgotten_agents=created - involved, commit=True)
+        for i, (base, count) in spans.items():
+            answers[i] = recorded[base:base + count]
+
+    def _plan_request(self, request: "WriteRequest", ops: Sequence[Operation], originals: dict[int, Transaction],
+                      now: datetime, states: dict[str, AgentState], hold_states: dict,
+                      used: dict, claimed: set[tuple[str, str]]) -> tuple[list[TransactionDraft], list]:
+        """One request's drafts, projected onto ``states``; on a refusal the states are as they were."""
+        saved_agents = {a: states.get(a) for op in ops for a in op.involved_agents()}
+        saved_holds = {k: hold_states.get(k) for op in ops for k in op.hold_keys()}
+        try:
+            keys = [(j, key) for j, op in enumerate(ops) if (key := op.unique_key()) is not None]
+            self._check_keys_unused([key for _, key in keys], used, claimed)
+            planned = []
+            for op in ops:
+                original = originals.get(op.original_seq) if isinstance(op, Reverse) else None
+                draft = op.plan(PlanContext(now=now, agents=states, holds=hold_states, original=original))
+                self._check_and_project(draft, states, hold_states)
+                planned.append(annotate(draft, request.annotations))
+            return planned, keys
+        except BaseException:
+            for a, state in saved_agents.items():
+                if state is None:
+                    states.pop(a, None)
+                else:
+                    states[a] = state
+            for k, hold in saved_holds.items():
+                hold_states[k] = hold
+            raise
+
+    def _answer_of(self, conn: Connection, used: dict, request: "WriteRequest") -> list[Transaction] | None:
+        """The stored first answer of the request's idempotency key, or None when the key is new."""
+        assert request.idem is not None
+        found = used.get((request.idem.scope, request.idem.key))
+        return None if found is None else self._replay(conn, found, request)
+
+    @staticmethod
+    def _replay(conn: Connection, found: writes.UsedKey, request: "WriteRequest") -> list[Transaction]:
+        """Replay a used idempotency key: its transactions, or its refusal raised again."""
+        first_seq, last_seq, stored_fp, refusal = found
+        if stored_fp != request.fingerprint:
+            raise IdempotencyConflict("this idempotency key was used with a different request")
+        if refusal is not None:
+            error = LedgerError.from_dict(json.loads(refusal))
+            error.replayed = True
+            raise error
+        return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run a write that is not a journal operation (API keys) in one retried transaction."""
+        return self._with_retries(work)
+
+    def _with_retries(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retrying what another attempt can cure."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                with self._write_connection() as conn:
+                    with conn.begin():
+                        return work(conn)
+            except DRIVER_ERRORS as exc:
                 if not is_retryable(exc) or attempt == MAX_ATTEMPTS - 1:
                     if is_retryable(exc):
                         raise ConcurrencyConflict("the write kept colliding with concurrent writers; retry") from exc
@@ -172,52 +360,6 @@ class LedgerService:
                 # Jittered exponential backoff, capped: colliding writers spread out.
                 time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
         raise AssertionError("unreachable")
-
-    def _execute_once(
-        self, conn: Connection, ops: Sequence[Operation], idempotency_key: str | None, request_fp: str | None
-    ) -> list[Transaction]:
-        idem = UniqueKey("idempotency", idempotency_key, IdempotencyConflict) if idempotency_key is not None else None
-        if idem is not None:  # a replay needs no lock: look first, before reversals and agents
-            replay = self._replay(conn, writes.find_used(conn, [idem]), idem, request_fp)
-            if replay is not None:
-                return replay
-        ops, originals = self._resolve_reversals(conn, ops)
-        keys = [op.unique_key() for op in ops]
-        wanted = [k for k in keys if k is not None] + ([idem] if idem is not None else [])
-        # Lock every involved agent once, in address order, reading their state, references and
-        # the keys the call would use; then plan the whole batch in memory: each operation sees
-        # the state the previous ones left.
-        states, hold_states, used = writes.load_for_write(
-            conn, [a for op in ops for a in op.involved_agents()],
-            sorted({k for op in ops for k in op.hold_keys()}, key=str), wanted)
-        if idem is not None:  # claimed by a concurrent call since the first look
-            replay = self._replay(conn, used, idem, request_fp)
-            if replay is not None:
-                return replay
-        self._check_keys_unused(keys, used)
-        now = self.clock()
-        drafts = []
-        for op in ops:
-            original = originals.get(op.original_seq) if isinstance(op, Reverse) else None
-            draft = op.plan(PlanContext(now=now, agents=states, holds=hold_states, original=original))
-            self._check_and_project(draft, states, hold_states)
-            drafts.append(draft)
-        claims = [(key, i, i, fingerprint([op])) for i, (op, key) in enumerate(zip(ops, keys)) if key]
-        if idem is not None:
-            claims.append((idem, 0, len(drafts) - 1, request_fp))
-        # The call's last write: the commit goes with it (see ``write_path.record_many``).
-        return writes.record_many(conn, drafts, now, claims=claims, freed_seqs=list(originals), commit=True)
-
-    @staticmethod
-    def _replay(conn: Connection, used: dict, idem: UniqueKey, request_fp: str | None) -> list[Transaction] | None:
-        """The first result of an idempotency key already used, or None when it is new."""
-        found = used.get((idem.scope, idem.key))
-        if found is None:
-            return None
-        first_seq, last_seq, stored_fp = found
-        if stored_fp != request_fp:
-            raise IdempotencyConflict("this idempotency key was used with a different request")
-        return [replace(t, replayed=True) for t in store.transactions_between(conn, first_seq, last_seq)]
 
     def _resolve_reversals(self, conn: Connection, ops: Sequence[Operation]) -> tuple[list[Operation], dict]:
         """Load each reversal's original and fill in what it touches (agents, references, key)."""
@@ -238,14 +380,14 @@ class LedgerService:
         return resolved, originals
 
     @staticmethod
-    def _check_keys_unused(keys: Sequence[UniqueKey | None], used: dict[tuple[str, str], object]) -> None:
+    def _check_keys_unused(keys: Sequence[UniqueKey], used: dict[tuple[str, str], object],
+                           claimed: set[tuple[str, str]]) -> None:
         seen: set[tuple[str, str]] = set()
         for key in keys:
-            if key is None:
-                continue
-            if (key.scope, key.key) in seen or (key.scope, key.key) in used:
+            pair = (key.scope, key.key)
+            if pair in seen or pair in used or pair in claimed:
                 raise key.error(f"{key.scope} {key.key!r} was already recorded", key=key.key)
-            seen.add((key.scope, key.key))
+            seen.add(pair)
 
     @staticmethod
     def _check_and_project(draft, states: dict[str, AgentState], hold_states: dict) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException  # the base class: also body-parsing and routing errors
 
 from ..domain.errors import LedgerError
+from .respond import REPLAY_HEADER
 
 log = logging.getLogger("agentbooks.api")
 
@@ -29,7 +30,9 @@ def _body(code: str, message: str, details: dict | None = None) -> dict:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, exc: LedgerError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+        # An idempotency key's stored refusal is replayed like a stored success: same body, marked.
+        headers = {REPLAY_HEADER: "true"} if exc.replayed else None
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -23,10 +23,11 @@ from functools import lru_cache
 from typing import Any, ContextManager, Mapping, Sequence
 
 import psycopg
-from sqlalchemy import Connection
+from sqlalchemy import BigInteger, Connection, Integer, SmallInteger, Table
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..domain.errors import CommitOutcomeUnknown, InvariantViolation
+from . import tables
 
 # Errors the bare drivers raise; the service treats them like SQLAlchemy's wrapped ones.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, sqlite3.Error, psycopg.Error)
@@ -62,6 +63,7 @@ def connection_lost(exc: BaseException) -> bool:
 _AGENT_COLUMNS = "address, total_in_micros, total_out_micros, credit_limit_micros"
 HOLD_COLUMNS = ("kind, agent, reference, amount_micros, remaining_micros, credit_micros, confirmed_micros, "
                 "released_micros, expires_at_us, created_seq")
+UNIQUE_KEY_COLUMNS = "scope, key, first_seq, last_seq, fingerprint, refusal_json"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class DriverSql:
     holds_of: str
     unique_keys_of: str
     head_for_update: str
+    # PostgreSQL: one transaction-scoped advisory lock per idempotency key, taken before anything
+    # else, so a second request with the key waits for the first one's commit instead of running.
+    lock_request_key: str
 
     @classmethod
     def render(cls, postgres: bool) -> "DriverSql":
@@ -95,9 +100,9 @@ class DriverSql:
             # when it started (a locking join returns stale joined rows).
             "balances_of": f"SELECT account, balance_micros FROM balances WHERE {one_list('account')}",
             "holds_of": f"SELECT {HOLD_COLUMNS} FROM holds WHERE {row_list(('kind', 'agent', 'reference'))}",
-            "unique_keys_of": "SELECT scope, key, first_seq, last_seq, fingerprint FROM unique_keys "
-                              f"WHERE {row_list(('scope', 'key'))}",
+            "unique_keys_of": f"SELECT {UNIQUE_KEY_COLUMNS} FROM unique_keys WHERE {row_list(('scope', 'key'))}",
             "head_for_update": f"SELECT last_seq, last_hash, last_at_us FROM journal_head WHERE id = 1{lock}",
+            "lock_request_key": "SELECT pg_advisory_xact_lock(?)" if postgres else "",
         }
         if postgres:  # psycopg's placeholder; no statement contains a literal "?" or "%"
             texts = {name: sql.replace("?", "%s") for name, sql in texts.items()}
@@ -156,6 +161,22 @@ def _columns(spec: str) -> tuple[str, ...]:
     return tuple(spec.split())
 
 
+def _postgres_type(column: Any) -> str:
+    for sql_type, name in ((SmallInteger, "smallint"), (BigInteger, "bigint"), (Integer, "integer")):
+        if isinstance(column.type, sql_type):
+            return name
+    return "text"
+
+
+def appended(table: Table) -> TableWrite:
+    """A plain insert into ``table``: its columns, in the order ``tables.py`` describes them.
+
+    Rows for it are tuples in that order; ``write_tables`` refuses a row of another width, and
+    ``tests/test_write_path.py`` reads every column back on both engines.
+    """
+    return TableWrite(table.name, tuple(f"{c.name}:{_postgres_type(c)}" for c in table.columns))
+
+
 _FREE_KEYS = "scope NOT IN ('idempotency', 'reversal')"  # request idempotency keys describe the request: they stay
 
 # In this order: the balances, the chain head (both locked by now), the books, then the caches.
@@ -170,14 +191,9 @@ TABLE_WRITES: tuple[TableWrite, ...] = (
                "UPDATE journal_head SET last_seq = ?, last_hash = ?, last_at_us = ? WHERE id = 1",
                "UPDATE journal_head SET last_seq = u.last_seq, last_hash = u.last_hash, last_at_us = u.last_at_us "
                "FROM {rows} WHERE journal_head.id = 1"),
-    TableWrite("journal", _columns("seq:bigint id:text kind:text occurred_at_us:bigint agent:text counterparty:text "
-                                   "amount_micros:bigint reference:text tx_hash:text memo:text "
-                                   "credit_limit_micros:bigint reverses_seq:bigint metadata_json:text "
-                                   "prev_hash:text hash:text")),
-    TableWrite("postings", _columns("seq:bigint idx:smallint account:text amount_micros:bigint currency:text "
-                                    "reference:text")),
-    TableWrite("agent_entries", _columns("agent:text seq:bigint total_in_delta_micros:bigint "
-                                         "total_out_delta_micros:bigint")),
+    appended(tables.journal),
+    appended(tables.postings),
+    appended(tables.agent_entries),
     # One update of each agent's row (totals, and the credit limit when the call set one): one
     # statement must not update the same row twice (PostgreSQL would apply only one of them).
     TableWrite("agents", _columns("d_in:bigint d_out:bigint last_seq:bigint at_us:bigint credit_limit:bigint "
@@ -189,9 +205,7 @@ TABLE_WRITES: tuple[TableWrite, ...] = (
                "total_out_micros = agents.total_out_micros + u.d_out, last_seq = u.last_seq, "
                "updated_at_us = u.at_us, credit_limit_micros = COALESCE(u.credit_limit, agents.credit_limit_micros) "
                "FROM {rows} WHERE agents.address = u.address"),
-    TableWrite("holds", _columns("kind:text agent:text reference:text amount_micros:bigint remaining_micros:bigint "
-                                 "credit_micros:bigint confirmed_micros:bigint released_micros:bigint "
-                                 "expires_at_us:bigint created_seq:bigint updated_seq:bigint")),
+    appended(tables.holds),
     TableWrite("hold_updates", _columns("d_amount:bigint d_remaining:bigint d_credit:bigint d_confirmed:bigint "
                                         "d_released:bigint updated_seq:bigint kind:text agent:text reference:text"),
                "UPDATE holds SET amount_micros = amount_micros + ?, remaining_micros = remaining_micros + ?, "
@@ -208,7 +222,17 @@ TABLE_WRITES: tuple[TableWrite, ...] = (
     TableWrite("freed_keys", _columns("seq:bigint"),
                f"DELETE FROM unique_keys WHERE first_seq = ? AND {_FREE_KEYS}",
                f"DELETE FROM unique_keys USING {{rows}} WHERE unique_keys.first_seq = u.seq AND unique_keys.{_FREE_KEYS}"),
-    TableWrite("unique_keys", _columns("scope:text key:text first_seq:bigint last_seq:bigint fingerprint:text")),
+    # Agents created for a group's refused requests only: a refused request leaves no row behind.
+    TableWrite("forgotten_agents", _columns("address:text"),
+               "DELETE FROM agents WHERE address = ? AND last_seq IS NULL",
+               "DELETE FROM agents USING {rows} WHERE agents.address = u.address AND agents.last_seq IS NULL"),
+    TableWrite("forgotten_balances", _columns("account:text"),
+               "DELETE FROM balances WHERE account = ? AND balance_micros = 0",
+               "DELETE FROM balances USING {rows} WHERE balances.account = u.account AND balances.balance_micros = 0"),
+    TableWrite("forgotten_accounts", _columns("name:text"),
+               "DELETE FROM accounts WHERE name = ?",
+               "DELETE FROM accounts USING {rows} WHERE accounts.name = u.name"),
+    appended(tables.unique_keys),
 )
 COUNTED = ("balances", "hold_updates")  # cache updates whose every row must already exist
 _WRITE_SQL = {flag: {w.name: w.sql(flag) for w in TABLE_WRITES} for flag in (False, True)}
@@ -249,6 +273,14 @@ def write_tables(raw: Any, sql: DriverSql, rows: Mapping[str, Sequence[Sequence[
     ``executemany`` and then the COMMIT.
     """
     present = [(w.name, len(rows[w.name])) for w in TABLE_WRITES if rows.get(w.name)]
+    if not present:
+        if commit:
+            raw.commit()
+        return
+    for name, _ in present:
+        if len(rows[name][0]) != len(_BY_NAME[name].columns):
+            raise InvariantViolation(f"a {name} row has {len(rows[name][0])} values for "
+                                     f"{len(_BY_NAME[name].columns)} columns")
     if sql.postgres and max(count for _, count in present) <= MAX_ROWS_IN_ONE_STATEMENT:
         params = [value for name, _ in present for row in rows[name] for value in row]
         committed = False

@@ -135,6 +135,9 @@ unique_keys = Table(
     Column("first_seq", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
     Column("fingerprint", HASH, nullable=False),
+    # An idempotency key whose request was refused keeps the refusal (error JSON; seqs 0): a key's
+    # first answer is its answer for good. NULL for keys of recorded transactions.
+    Column("refusal_json", Text, nullable=True),
     PrimaryKeyConstraint("scope", "key"),
 )
 

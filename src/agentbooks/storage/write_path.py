@@ -41,7 +41,14 @@ _AGENT_PREFIXES = ("Agent:", acct.CREDIT_PREFIX + ":")  # balance rows guarded b
 _ID_NAMESPACE_BYTES = bytes.fromhex("5b0f3c1e7a434d7c9a550c7be1a6f2d1")
 
 Claim = tuple[UniqueKey, int, int, str]  # key, index of the first and last draft it covers, request fingerprint
-UsedKey = tuple[int, int, str]  # first seq, last seq, fingerprint of a recorded unique key
+Refusal = tuple[UniqueKey, str, str]  # an idempotency key, its request's fingerprint, the refusal (error JSON)
+UsedKey = tuple[int, int, str, str | None]  # first seq, last seq, fingerprint, refusal JSON of a recorded key
+
+
+def advisory_lock_id(key: UniqueKey) -> int:
+    """A stable signed 64-bit number for a key: the same in every process and on every host."""
+    digest = hashlib.blake2b(f"{key.scope}\x00{key.key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def transaction_id(seq: int, prev_hash: str) -> str:
@@ -58,29 +65,39 @@ def transaction_id(seq: int, prev_hash: str) -> str:
 
 def load_for_write(
     conn: Connection, addresses: Sequence[str], hold_keys: Sequence[HoldKey], unique: Sequence[UniqueKey],
-) -> tuple[dict[str, AgentState], dict[HoldKey, HoldState | None], dict[tuple[str, str], UsedKey]]:
-    """Lock the agents (creating the new ones) and read their state, their references and the used keys.
+    request_keys: Sequence[UniqueKey] = (),
+) -> tuple[dict[str, AgentState], dict[HoldKey, HoldState | None], dict[tuple[str, str], UsedKey], set[str]]:
+    """Lock the request keys and the agents (creating the new ones); read their state, references and used keys.
 
-    Every read comes after the agent locks, so under READ COMMITTED each one
-    sees what the previous holder of the locks committed.
+    ``request_keys`` (idempotency keys) are locked first, in one order
+    (PostgreSQL advisory locks, held to the end of the transaction; SQLite's
+    write lock already serialises writers), so a concurrent request with the
+    same key, in any process, waits here until this one's answer is
+    committed, then reads it. Every read comes after the locks, so under READ
+    COMMITTED each one sees what the previous holder committed. Returns the
+    state, the holds, the used keys and the agents this call created.
     """
     sql, raw = sql_for(conn), raw_connection(conn)
     ordered = sorted(set(addresses))
-    states, holds, used = _load(raw, sql, ordered, hold_keys, unique)
-    if len(states) < len(ordered):
-        insert_missing_agents(conn, set(ordered) - states.keys())
-        states, holds, used = _load(raw, sql, ordered, hold_keys, unique)
-    return states, holds, used
+    lock_ids = sorted({advisory_lock_id(k) for k in request_keys}) if sql.postgres else []
+    states, holds, used = _load(raw, sql, ordered, hold_keys, unique, lock_ids)
+    created = set(ordered) - states.keys()
+    if created:
+        insert_missing_agents(conn, created)
+        states, holds, used = _load(raw, sql, ordered, hold_keys, unique, [])
+    return states, holds, used, created
 
 
 def _load(raw: Any, sql: DriverSql, ordered: list[str], hold_keys: Sequence[HoldKey],
-          unique: Sequence[UniqueKey]) -> tuple[dict[str, AgentState], dict[HoldKey, HoldState | None],
-                                                dict[tuple[str, str], UsedKey]]:
+          unique: Sequence[UniqueKey], lock_ids: Sequence[int]) -> tuple[
+              dict[str, AgentState], dict[HoldKey, HoldState | None], dict[tuple[str, str], UsedKey]]:
     names = {name: (a, bucket) for a in ordered for name, bucket in acct.account_buckets(a).items()}
     hold_params = [(k.value, a, r) for k, a, r in hold_keys]
     unique_params = [(k.scope, k.key) for k in unique]
     with sql.pipelined(raw):
         agents_cur, balances_cur, holds_cur, unique_cur = (raw.cursor() for _ in range(4))
+        for lock_id in lock_ids:
+            raw.cursor().execute(sql.lock_request_key, (lock_id,))
         agents_cur.execute(sql.lock_agents, sql.values(ordered))
         balances_cur.execute(sql.balances_of, sql.values(list(names)))
         if hold_keys:
@@ -110,7 +127,7 @@ def find_used(conn: Connection, keys: Sequence[UniqueKey]) -> dict[tuple[str, st
 
 
 def _used_keys(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], UsedKey]:
-    return {(scope, key): (first, last, fp) for scope, key, first, last, fp in rows}
+    return {(scope, key): (first, last, fp, refusal) for scope, key, first, last, fp, refusal in rows}
 
 
 # --- 2. appending the transactions ------------------------------------------------------------
@@ -118,17 +135,32 @@ def _used_keys(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], UsedKey]:
 
 def record_many(
     conn: Connection, drafts: Sequence[TransactionDraft], now: datetime, *,
-    claims: Sequence[Claim] = (), freed_seqs: Iterable[int] = (), commit: bool = False,
+    claims: Sequence[Claim] = (), refusals: Sequence[Refusal] = (), freed_seqs: Iterable[int] = (),
+    forgotten_agents: Iterable[str] = (), commit: bool = False,
 ) -> list[Transaction]:
     """Append drafts to the journal, in order, and update every cache, in the caller's transaction.
 
     The caller holds the involved agents' locks and has checked the drafts
     against their state. ``claims`` are the unique keys the drafts use;
-    ``freed_seqs`` the reversed transactions whose natural keys are free again.
-    ``commit`` commits the caller's transaction with the writes, so it must be
-    the call's last write (on PostgreSQL the COMMIT rides with the writes).
+    ``refusals`` the idempotency keys of refused requests, stored with their
+    answer; ``freed_seqs`` the reversed transactions whose natural keys are
+    free again; ``forgotten_agents`` agents ``load_for_write`` created for
+    requests that were all refused (their empty rows are removed). ``commit``
+    commits the caller's transaction with the writes, so it must be the call's
+    last write (on PostgreSQL the COMMIT rides with the writes). Without
+    drafts the chain head is not touched.
     """
     sql, raw = sql_for(conn), raw_connection(conn)
+    forgotten = sorted(forgotten_agents)
+    forget_rows = {
+        "forgotten_agents": [(a,) for a in forgotten],
+        "forgotten_balances": [(name,) for a in forgotten for name in acct.agent_accounts(a).values()],
+        "forgotten_accounts": [(name,) for a in forgotten for name in acct.agent_accounts(a).values()],
+        "unique_keys": [(key.scope, key.key, 0, 0, fp, refusal) for key, fp, refusal in refusals],
+    }
+    if not drafts:
+        write_tables(raw, sql, forget_rows, commit=commit)
+        return []
     deltas: dict[tuple[str, int], int] = defaultdict(int)
     for draft in drafts:
         stripe = stripe_for(draft.agent)
@@ -152,6 +184,7 @@ def record_many(
             agent=draft.agent, counterparty=draft.counterparty, amount_micros=draft.amount_micros,
             reference=draft.reference, tx_hash=draft.tx_hash, postings=rows,
             credit_limit_micros=draft.credit_limit_micros, reverses_seq=draft.reverses_seq, prev_hash=prev_hash,
+            memo=draft.memo, meta=draft.metadata,
         )
         journal_rows.append((
             seq, tx_id, draft.kind.value, at_us, draft.agent, draft.counterparty, draft.amount_micros,
@@ -195,8 +228,9 @@ def record_many(
         "hold_updates": [(*(r[f] for f in _HOLD_FIELDS), r["updated_seq"], r["kind"], r["agent"], r["reference"])
                          for r in updates],
         "freed_keys": [(freed,) for freed in freed_seqs],
-        "unique_keys": [(key.scope, key.key, first_seq + first, first_seq + last, fp)
-                        for key, first, last, fp in claims],
+        **forget_rows,
+        "unique_keys": [(key.scope, key.key, first_seq + first, first_seq + last, fp, None)
+                        for key, first, last, fp in claims] + forget_rows["unique_keys"],
     }
     write_tables(raw, sql, table_rows, commit=commit)
     return recorded

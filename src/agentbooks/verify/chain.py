@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from ..domain.accounts import parse_account
 from ..domain.errors import InvalidAccount
-from ..domain.hashing import GENESIS_HASH, transaction_hash
+from ..domain.hashing import GENESIS_HASH, recorded_hash
 from ..domain.model import Transaction
 from .model import VerifyReport, Violation
 
@@ -36,12 +36,7 @@ class ChainWalker:
         if tx.prev_hash != self.prev_hash:
             report.add(Violation("chain_broken", f"seq {tx.seq} does not link to its predecessor's hash",
                                  seq=tx.seq, expected=self.prev_hash, actual=tx.prev_hash))
-        recomputed = transaction_hash(
-            seq=tx.seq, transaction_id=tx.id, occurred_at=tx.occurred_at, kind=tx.kind.value, agent=tx.agent,
-            counterparty=tx.counterparty, amount_micros=tx.amount_micros, reference=tx.reference,
-            tx_hash=tx.tx_hash, postings=[(p.account, p.amount_micros, p.currency, p.reference) for p in tx.postings],
-            credit_limit_micros=tx.credit_limit_micros, reverses_seq=tx.reverses_seq, prev_hash=tx.prev_hash,
-        )
+        recomputed = recorded_hash(tx)
         if recomputed != tx.hash:
             report.add(Violation("hash_mismatch", f"seq {tx.seq} was changed after it was recorded",
                                  seq=tx.seq, expected=tx.hash, actual=recomputed))

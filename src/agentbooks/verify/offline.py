@@ -10,6 +10,8 @@ published.
 
 from __future__ import annotations
 
+import json
+
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,6 +125,7 @@ def _transaction(p: _Pending) -> Transaction:
         amount_micros=int(m["amount-micros"]), reference=m.get("reference"), tx_hash=m.get("tx-hash"),
         memo=m.get("memo"), postings=tuple(p.postings), flows=(), hold_effects=(),
         credit_limit_micros=int(m["credit-limit-micros"]) if "credit-limit-micros" in m else None,
-        reverses_seq=int(m["reverses-seq"]) if "reverses-seq" in m else None, metadata={},
+        reverses_seq=int(m["reverses-seq"]) if "reverses-seq" in m else None,
+        metadata=json.loads(m["details"]) if "details" in m else {},
         prev_hash=m["prev-hash"], hash=m["hash"],
     )
