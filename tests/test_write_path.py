@@ -158,3 +158,65 @@ def test_threads_share_sqlites_one_writer_connection_without_losing_a_write(sqli
         assert books.get_balance(ALICE).available + books.get_balance(BOB).available == 200
         report = verify_database(books)
         assert report.violations == [] and report.transactions == 200
+
+
+# --- one description of the schema ---------------------------------------------------------------
+
+
+def test_the_write_paths_statements_name_the_tables_columns() -> None:
+    """Inserts are the table's columns in order; updates and deletes name only columns the table has."""
+    import re
+
+    from agentbooks.storage import tables
+    from agentbooks.storage.driver_sql import TABLE_WRITES
+
+    for write in TABLE_WRITES:
+        if not write.row_sql:
+            table = tables.metadata.tables[write.name]
+            assert [c.split(":")[0] for c in write.columns] == list(table.columns.keys()), write.name
+            continue
+        target = re.match(r"(?:UPDATE|DELETE FROM) (\w+)", write.row_sql)
+        assert target is not None, write.row_sql
+        columns = set(tables.metadata.tables[target.group(1)].columns.keys())
+        named = set(re.findall(r"(\w+)\s*=", write.row_sql))
+        assert named and named <= columns, (write.name, named - columns)
+
+
+def test_every_journal_column_reads_back_what_the_ledger_returned(any_ledger: Ledger) -> None:
+    """Positions tie to names: a value written into its neighbour's column would show here."""
+    from sqlalchemy import select
+
+    from agentbooks.storage import tables
+    from agentbooks.storage.journal_store import to_us
+
+    any_ledger.deposit(ALICE, "10", tx_hash="0xd", chain_id=8453, log_index=3)
+    any_ledger.hold(ALICE, "4", reference="h-1")
+    released = any_ledger.release_hold(ALICE, "1.5", reference="h-1", reason="partial cancel")
+    rows = any_ledger.service.read(lambda c: c.execute(
+        select(tables.journal).where(tables.journal.c.seq == released.seq)).mappings().one())
+    assert dict(rows) | {"metadata_json": None} == {
+        "seq": released.seq, "id": released.id, "kind": "release_hold", "occurred_at_us": to_us(released.occurred_at),
+        "agent": ALICE, "counterparty": None, "amount_micros": 1_500_000, "reference": "h-1", "tx_hash": None,
+        "memo": "partial cancel", "credit_limit_micros": None, "reverses_seq": None, "metadata_json": None,
+        "prev_hash": released.prev_hash, "hash": released.hash,
+    }
+    hold = any_ledger.service.read(lambda c: c.execute(
+        select(tables.holds).where(tables.holds.c.reference == "h-1")).mappings().one())
+    assert (hold["amount_micros"], hold["remaining_micros"], hold["released_micros"], hold["confirmed_micros"],
+            hold["updated_seq"]) == (4_000_000, 2_500_000, 1_500_000, 0, released.seq)
+    postings = any_ledger.service.read(lambda c: c.execute(
+        select(tables.postings).where(tables.postings.c.seq == released.seq).order_by(tables.postings.c.idx)).all())
+    assert [(p.account, p.amount_micros, p.currency, p.reference) for p in postings] == [
+        (p.account, p.amount_micros, p.currency, p.reference) for p in released.postings]
+
+
+def test_a_row_of_the_wrong_width_is_refused_before_anything_is_written() -> None:
+    from agentbooks.storage.driver_sql import write_tables, _RENDERED
+
+    class NoConnection:
+        def cursor(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("nothing may be sent")
+
+    with pytest.raises(InvariantViolation, match="postings row has 5 values for 6 columns"):
+        write_tables(NoConnection(), _RENDERED[False], {"postings": [(1, 0, "Platform:Treasury", 5, "USDC")]},
+                     commit=True)

@@ -60,6 +60,11 @@ MAX_ATTEMPTS = 25
 MAX_GROUP_REQUESTS = 256
 
 
+def back_off(attempt: int) -> None:
+    """Jittered exponential backoff, capped: colliding writers spread out."""
+    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -212,8 +217,7 @@ class LedgerService:
                 return
             except DRIVER_ERRORS as exc:
                 if is_retryable(exc) and attempt < MAX_ATTEMPTS - 1:
-                    # Jittered exponential backoff, capped: colliding writers spread out.
-                    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+                    back_off(attempt)
                     continue
                 if len(group) > 1:
                     return self._commit_alone(group)
@@ -357,8 +361,7 @@ class LedgerService:
                     if is_retryable(exc):
                         raise ConcurrencyConflict("the write kept colliding with concurrent writers; retry") from exc
                     raise
-                # Jittered exponential backoff, capped: colliding writers spread out.
-                time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+                back_off(attempt)
         raise AssertionError("unreachable")
 
     def _resolve_reversals(self, conn: Connection, ops: Sequence[Operation]) -> tuple[list[Operation], dict]:

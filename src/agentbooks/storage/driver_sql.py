@@ -54,10 +54,19 @@ _LOST = ("server closed the connection", "connection is closed", "terminating co
          "consuming input failed", "sending query failed", "connection refused", "the connection is bad")
 
 
+# The server ended the session: an administrator terminated the backend, the server is shutting down
+# or crashed, or it refuses connections. The connection is gone as surely as a dropped socket.
+_SESSION_ENDED_SQLSTATES = {"57P01", "57P02", "57P03"}
+
+
 def connection_lost(exc: BaseException) -> bool:
     """psycopg's word that the connection itself is gone (not a statement's error, not a pipeline misuse)."""
-    return (isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.PipelineAborted)
-            and getattr(exc, "sqlstate", None) is None and any(text in str(exc).lower() for text in _LOST))
+    if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, psycopg.errors.PipelineAborted):
+        return False
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate in _SESSION_ENDED_SQLSTATES or (sqlstate or "").startswith("08"):  # class 08: connection exception
+        return True
+    return sqlstate is None and any(text in str(exc).lower() for text in _LOST)
 
 
 _AGENT_COLUMNS = "address, total_in_micros, total_out_micros, credit_limit_micros"
