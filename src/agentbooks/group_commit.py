@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Generic, Sequence, TypeVar
 
 from .domain.errors import InvariantViolation
@@ -38,7 +38,7 @@ class Pending(Generic[R]):
     _value: R | None = None
     _error: BaseException | None = None
     _lead: bool = False  # woken to lead the next group, not answered
-    _wake: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event | None = None  # made only for a caller that waits (a lone caller never does)
 
     def answer(self, value: R) -> None:
         self._answered, self._value = True, value
@@ -89,7 +89,10 @@ class GroupCommitter(Generic[R]):
             self._queue.append(mine)
             lead = not self._leading
             self._leading = True
+            if not lead:
+                mine._wake = threading.Event()
         while not lead:
+            assert mine._wake is not None
             mine._wake.wait()
             mine._wake.clear()
             if mine.answered:
@@ -111,7 +114,7 @@ class GroupCommitter(Generic[R]):
                 for pending in group:
                     if not pending.answered:
                         pending.fail(InvariantViolation("the group commit left a request unanswered"))
-                    if pending is not mine:
+                    if pending is not mine and pending._wake is not None:
                         pending._wake.set()
                 if mine.answered:
                     self._pass_lead()
@@ -150,4 +153,5 @@ class GroupCommitter(Generic[R]):
                 return
             nxt = self._queue[0]
         nxt._lead = True
+        assert nxt._wake is not None  # it waits: it queued while a group was committing
         nxt._wake.set()

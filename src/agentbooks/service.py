@@ -48,7 +48,7 @@ from .group_commit import GroupCommitter, GroupStats, Pending
 from .storage import journal_store as store
 from .storage import write_path as writes
 from .storage.driver_sql import DRIVER_ERRORS, is_retryable
-from .storage.engine import WRITE, make_engine, migrate
+from .storage.engine import SINGLE_STATEMENT, WRITE, make_engine, migrate
 
 T = TypeVar("T")
 
@@ -289,7 +289,8 @@ class LedgerService:
             base = len(drafts)
             spans[i] = (base, len(planned))
             drafts.extend(planned)
-            claims += [(key, base + j, base + j, fingerprint([ops[j]])) for j, key in keys]
+            # A natural key's fingerprint is never compared (a reuse is an error whatever the request).
+            claims += [(key, base + j, base + j, "") for j, key in keys]
             if request.idem is not None:
                 claims.append((request.idem, base, base + len(planned) - 1, request.fingerprint or ""))
             claimed.update((key.scope, key.key) for _, key in keys)
@@ -428,7 +429,7 @@ class LedgerService:
         """Run ``work`` in one consistent read snapshot.
 
         ``single_statement`` reads (one SELECT sees one snapshot by itself)
-        skip the BEGIN/COMMIT round trips on PostgreSQL.
+        skip the BEGIN and COMMIT: round trips on PostgreSQL, statements on SQLite.
         """
         for attempt in range(2):
             try:
@@ -437,6 +438,8 @@ class LedgerService:
                         conn = conn.execution_options(
                             isolation_level="AUTOCOMMIT" if single_statement else "REPEATABLE READ"
                         )
+                    elif single_statement:
+                        conn = conn.execution_options(**{SINGLE_STATEMENT: True})
                     with conn.begin():
                         return work(conn)
             except DBAPIError as exc:

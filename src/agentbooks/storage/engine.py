@@ -23,28 +23,34 @@ from ..domain.errors import InvalidArgument
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE = "agentbooks_write"  # execution option: this connection will write
+# Execution option: this connection runs one SELECT, which is one snapshot by itself. SQLite then
+# skips the explicit BEGIN (and so the COMMIT): a fifth of a balance read over HTTP was those two.
+SINGLE_STATEMENT = "agentbooks_single_statement"
+# Pooled connections kept open: at least the API's threads (anyio's default of 40) plus the writer,
+# so concurrent reads never close and reopen connections the pool had no room to keep.
+POOL_SIZE = 48
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a helpful text
         raise InvalidArgument(f"bad database URL: {exc}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"))
+        return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"), pool_size=pool_size)
     if backend == "postgresql":
         if parsed.drivername == "postgresql":  # plain postgresql:// means psycopg 3 here
             parsed = parsed.set(drivername="postgresql+psycopg")
         # No pre-ping round trip per checkout: the service retries a write or
         # read whose pooled connection the server had dropped.
-        return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+        return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800)
     raise InvalidArgument(f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://")
 
 
-def _sqlite_engine(url: str, *, in_memory: bool) -> Engine:
-    kwargs = {"poolclass": StaticPool} if in_memory else {}
+def _sqlite_engine(url: str, *, in_memory: bool, pool_size: int) -> Engine:
+    kwargs = {"poolclass": StaticPool} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size // 2}
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -62,7 +68,10 @@ def _sqlite_engine(url: str, *, in_memory: bool) -> Engine:
         # A writer takes the write lock up front: a deferred transaction that
         # upgrades later can fail with SQLITE_BUSY no busy timeout can cure.
         # Straight on the driver's connection: the same statement, without SQLAlchemy's execution machinery.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(SINGLE_STATEMENT):
+            return  # autocommit: the statement is its own transaction (the closing rollback is a no-op)
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if options.get(WRITE) else "BEGIN")
 
     return engine
 
