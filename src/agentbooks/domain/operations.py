@@ -744,9 +744,12 @@ class Reverse(Operation):
 # --- projecting a draft onto the state, and the rules every result keeps ----
 
 
+_BUCKETS = tuple(acct.AgentBucket)  # iterating the enum class itself is slow (a fifth of a large batch's planning)
+
+
 def project_agent(state: AgentState, draft: TransactionDraft) -> AgentState:
     """The agent's state after ``draft`` (used to check the invariants)."""
-    delta = dict.fromkeys(acct.AgentBucket, 0)
+    delta = dict.fromkeys(_BUCKETS, 0)
     buckets = acct.account_buckets(state.agent)
     for p in draft.postings:
         bucket = buckets.get(p.account)
