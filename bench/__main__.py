@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--skip-api] [--out reports/benchmarks]``: the whole suite, one table.
+"""``python -m bench [--quick] [--skip-api] [--only group-commit] [--out reports/benchmarks]``: the suite, one table.
 
 Figures are ratios against baselines measured in the same run on the same
 machine (the raw-SQL limit for writes, beancount's own loader for exports).
@@ -22,14 +22,19 @@ from pathlib import Path
 
 from agentbooks import Ledger
 
-from . import suites
+from . import group_commit, suites
 from .raw_sql import raw_sqlite_batches
 from .workload import workload
 
 FULL = {"single": 2000, "pg_single": 1500, "pg_each": 400, "batch": 20_000, "levels": (10**4, 10**5, 10**6),
-        "reads": 2000, "api_seconds": 8, "api_clients": 8}
+        "reads": 2000, "api_seconds": 8, "api_clients": 8,
+        "gc_seconds": 5, "gc_callers": 64, "gc_processes": 4, "gc_per_process": 16, "gc_bare_clients": 8,
+        "gc_api_seconds": 8, "gc_api_connections": 64}
 QUICK = {"single": 60, "pg_single": 40, "pg_each": 15, "batch": 600, "levels": (10**3, 3 * 10**3),
-         "reads": 50, "api_seconds": 1, "api_clients": 2}
+         "reads": 50, "api_seconds": 1, "api_clients": 2,
+         "gc_seconds": 0.2, "gc_callers": 4, "gc_processes": 2, "gc_per_process": 2, "gc_bare_clients": 2,
+         "gc_api_seconds": 1, "gc_api_connections": 4}
+ONLY = {"group-commit": "the group-commit suites of issue 12 (many callers against one and the bare drivers)"}
 
 
 def machine() -> dict[str, str]:
@@ -44,7 +49,7 @@ def machine() -> dict[str, str]:
 
 
 def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path, *, agent_count: int = 1000,
-        hot_share: float = 0.1) -> list[dict]:
+        hot_share: float = 0.1, only: str | None = None) -> list[dict]:
     rows: list[dict] = []
     traffic = functools.partial(workload, agents=agent_count, hot_share=hot_share)
 
@@ -54,6 +59,16 @@ def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path, *, agent_
                      "ratio": round(value / baseline, 3) if baseline else None, "target": target, "met": met})
         print(f"  {group:<18} {measure:<46} {value:>12.2f} {unit}", flush=True)
 
+    if only is None:
+        _core_suites(add, sizes, pg_admin, skip_api, work, agent_count, traffic)
+    # 7: group commit (issue 12): many concurrent callers against one, and against the bare drivers.
+    group_commit.run_suites(add, sizes, pg_admin, work, agents=agent_count, hot_share=hot_share, skip_api=skip_api)
+    return rows
+
+
+def _core_suites(add, sizes: dict, pg_admin: str | None, skip_api: bool, work: Path,  # type: ignore[no-untyped-def]
+                agent_count: int, traffic) -> None:
+    """Suites 1-6: single commits and batches against raw SQL, balance reads, export, the API on SQLite."""
     agents = suites.raw_agents(agent_count)
     ops = traffic(sizes["single"], tag="s-")
 
@@ -137,13 +152,12 @@ def run(sizes: dict, pg_admin: str | None, skip_api: bool, work: Path, *, agent_
         add("api (sqlite)", f"deposits, {sizes['api_clients']} connections ({api.get('deposit_tool', 'python threads')})",
             api["deposit_rps"], "req/s")
         add("api (sqlite)", "deposit p99", api["deposit_p99_ms"], "ms")
-    return rows
 
 
-def write(rows: list[dict], out: Path, quick: bool, command: str) -> None:
+def write(rows: list[dict], out: Path, stem: str, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     info = machine()
-    stem = "quick" if quick else "results"
+    quick = stem.startswith("quick")
     (out / f"{stem}.json").write_text(json.dumps({"command": command, "machine": info, "rows": rows}, indent=2) + "\n")
     lines = [f"# agentbooks benchmarks{' (quick)' if quick else ''}", "", f"Reproduce: `{command}`", "",
              "| " + " | ".join(f"{k}: {v}" for k, v in info.items()) + " |", "", 
@@ -163,21 +177,25 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1000, help="agents in the workload (default 1000)")
     parser.add_argument("--hot-share", type=float, default=0.1,
                         help="share of the traffic on the 10 hot agents (default 0.1)")
+    parser.add_argument("--only", choices=sorted(ONLY),
+                        help="run only these suites, written to <stem>-<name>.{md,json}: "
+                             + "; ".join(f"{k}: {v}" for k, v in ONLY.items()))
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"))
     args = parser.parse_args()
     pg = os.environ.get("AGENTBOOKS_BENCH_DATABASE_URL") or os.environ.get("AGENTBOOKS_TEST_DATABASE_URL")
     if args.agents < 20 or not 0 <= args.hot_share <= 1:
         parser.error("--agents needs at least 20 agents and --hot-share a share between 0 and 1")
-    command = "python -m bench" + (" --quick" if args.quick else "")
+    command = "python -m bench" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
     if (args.agents, args.hot_share) != (1000, 0.1):
         command += f" --agents {args.agents} --hot-share {args.hot_share}"
+    stem = ("quick" if args.quick else "results") + (f"-{args.only}" if args.only else "")
     with tempfile.TemporaryDirectory(prefix="agentbooks-bench-") as tmp:
         started = time.perf_counter()
         rows = run(QUICK if args.quick else FULL, pg, args.skip_api, Path(tmp), agent_count=args.agents,
-                   hot_share=args.hot_share)
+                   hot_share=args.hot_share, only=args.only)
         print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
-    write(rows, args.out, args.quick, command)
-    print((args.out / ("quick.md" if args.quick else "results.md")).read_text())
+    write(rows, args.out, stem, command)
+    print((args.out / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":

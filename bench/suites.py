@@ -214,6 +214,7 @@ def api_load(url: str, seconds: float, clients: int, workers: int = 2) -> dict[s
             results.update(wrk_load("deposit", f"{base}/v1/admin/deposits", seconds, clients,
                                     script=_WRK_DEPOSITS.replace("AGENT", agent)))
         fallbacks = (
+            ("floor", lambda c, i: c.get("/healthz")),
             ("balance", lambda c, i: c.get(f"/v1/agents/{agent}/balance")),
             ("deposit", lambda c, i: c.post("/v1/admin/deposits", json={
                 "agentAddress": agent, "amount": "1", "txHash": f"0xapi{i}-{uuid.uuid4().hex[:8]}"})),
