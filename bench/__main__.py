@@ -29,11 +29,11 @@ from .workload import workload
 FULL = {"single": 2000, "pg_single": 1500, "pg_each": 400, "batch": 20_000, "levels": (10**4, 10**5, 10**6),
         "reads": 2000, "api_seconds": 8, "api_clients": 8,
         "gc_seconds": 5, "gc_callers": 64, "gc_processes": 4, "gc_per_process": 16, "gc_bare_clients": 8,
-        "gc_api_seconds": 8, "gc_api_connections": 64}
+        "gc_api_seconds": 8, "gc_api_connections": 64, "gc_api_workers": 2}
 QUICK = {"single": 60, "pg_single": 40, "pg_each": 15, "batch": 600, "levels": (10**3, 3 * 10**3),
          "reads": 50, "api_seconds": 1, "api_clients": 2,
          "gc_seconds": 0.2, "gc_callers": 4, "gc_processes": 2, "gc_per_process": 2, "gc_bare_clients": 2,
-         "gc_api_seconds": 1, "gc_api_connections": 4}
+         "gc_api_seconds": 1, "gc_api_connections": 4, "gc_api_workers": 1}
 ONLY = {"group-commit": "the group-commit suites of issue 12 (many callers against one and the bare drivers)"}
 
 
