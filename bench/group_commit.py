@@ -267,7 +267,8 @@ class Measurer:
 
 def _session_covers(sizes: dict) -> None:
     """The session hold must cover every settlement a run can make (a generous bound on the rate)."""
-    assert SESSION_HOLD_MICROS > METERED_PRICE_MICROS[1] * 200_000 * sizes["gc_seconds"]
+    if SESSION_HOLD_MICROS < METERED_PRICE_MICROS[1] * 200_000 * sizes["gc_seconds"]:
+        raise ValueError("the metering runs are too long for the session hold: raise SESSION_HOLD_MICROS")
 
 
 def run_suites(add: Add, sizes: dict, pg_admin: str | None, work: Path, *, agents: int, hot_share: float,
