@@ -180,18 +180,26 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(ONLY),
                         help="run only these suites, written to <stem>-<name>.{md,json}: "
                              + "; ".join(f"{k}: {v}" for k, v in ONLY.items()))
+    parser.add_argument("--seconds", type=float,
+                        help="how long each group-commit measurement runs (default 5; 0.2 with --quick): longer "
+                             "runs average out a noisy machine")
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"))
     args = parser.parse_args()
     pg = os.environ.get("AGENTBOOKS_BENCH_DATABASE_URL") or os.environ.get("AGENTBOOKS_TEST_DATABASE_URL")
     if args.agents < 20 or not 0 <= args.hot_share <= 1:
         parser.error("--agents needs at least 20 agents and --hot-share a share between 0 and 1")
+    if args.seconds is not None and not 0.1 <= args.seconds <= 600:
+        parser.error("--seconds needs 0.1 to 600 seconds")
+    sizes = {**(QUICK if args.quick else FULL), **({"gc_seconds": args.seconds} if args.seconds else {})}
     command = "python -m bench" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
     if (args.agents, args.hot_share) != (1000, 0.1):
         command += f" --agents {args.agents} --hot-share {args.hot_share}"
+    if args.seconds:
+        command += f" --seconds {args.seconds:g}"
     stem = ("quick" if args.quick else "results") + (f"-{args.only}" if args.only else "")
     with tempfile.TemporaryDirectory(prefix="agentbooks-bench-") as tmp:
         started = time.perf_counter()
-        rows = run(QUICK if args.quick else FULL, pg, args.skip_api, Path(tmp), agent_count=args.agents,
+        rows = run(sizes, pg, args.skip_api, Path(tmp), agent_count=args.agents,
                    hot_share=args.hot_share, only=args.only)
         print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
     write(rows, args.out, stem, command)
