@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--hot-share", type=float, default=0.1,
                         help="share of the traffic on the 10 hot agents (default 0.1)")
     parser.add_argument("--only", choices=sorted(ONLY),
-                        help="run only these suites, written to <stem>-<name>.{md,json}: "
+                        help="run only this part of the suite, written to <stem>-<name>.{md,json}: "
                              + "; ".join(f"{k}: {v}" for k, v in ONLY.items()))
     parser.add_argument("--seconds", type=float,
                         help="how long each group-commit measurement runs (default 5; 0.2 with --quick): longer "
