@@ -44,6 +44,11 @@ FIRST_BARE_SEQ = 10**12  # far above any sequence number the ledger hands out in
 PLATFORM_STRIPES = 16
 
 
+_INSERT_HOLD = ("INSERT INTO holds (kind, agent, reference, amount_micros, remaining_micros, credit_micros, "
+                "confirmed_micros, released_micros, expires_at_us, created_seq, updated_seq) "
+                "VALUES ('hold', ?, ?, ?, ?, 0, 0, 0, NULL, ?, ?)")
+
+
 def _libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
@@ -170,13 +175,14 @@ class BareWriter:
         seq = self._journal(cur, s.kind, s.agent, s.amount, counterparty=s.counterparty, reference=s.reference,
                             tx_hash=s.tx_hash)
         self._postings(cur, seq, postings, s.reference)
-        cur.executemany(self._sql("INSERT INTO agent_entries VALUES (?, ?, ?, ?)"),
+        cur.executemany(self._sql("INSERT INTO agent_entries (agent, seq, total_in_delta_micros, total_out_delta_micros) "
+                                  "VALUES (?, ?, ?, ?)"),
                         [(agent, seq, d_in, d_out) for agent, d_in, d_out in s.entries])
         if s.tx_hash:
-            cur.execute(self._sql("INSERT INTO unique_keys VALUES ('deposit', ?, ?, ?, '')"), (f"bare:{s.tx_hash}", seq, seq))
+            cur.execute(self._sql("INSERT INTO unique_keys (scope, key, first_seq, last_seq, fingerprint) "
+                                  "VALUES ('deposit', ?, ?, ?, '')"), (f"bare:{s.tx_hash}", seq, seq))
         if s.hold_insert:
-            cur.execute(self._sql("INSERT INTO holds VALUES ('hold', ?, ?, ?, ?, 0, 0, 0, NULL, ?, ?)"),
-                        (s.agent, s.reference, s.hold_insert, s.hold_insert, seq, seq))
+            cur.execute(self._sql(_INSERT_HOLD), (s.agent, s.reference, s.hold_insert, s.hold_insert, seq, seq))
         if s.hold_take:
             cur.execute(self._sql("UPDATE holds SET remaining_micros = remaining_micros - ?, "
                                   "confirmed_micros = confirmed_micros + ?, updated_seq = ? "
@@ -198,8 +204,7 @@ class BareWriter:
         """The hold row a bare metering run settles against."""
         cur = self.conn.cursor()
         self._begin(cur)
-        cur.execute(self._sql("INSERT INTO holds VALUES ('hold', ?, ?, ?, ?, 0, 0, 0, NULL, 0, 0)"),
-                    (agent, reference, amount, amount))
+        cur.execute(self._sql(_INSERT_HOLD), (agent, reference, amount, amount, 0, 0))
         cur.execute("COMMIT")
 
     def minimal_transfer(self, payer: str, payee: str, amount: int) -> None:
