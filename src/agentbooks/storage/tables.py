@@ -160,3 +160,44 @@ api_keys = Table(
     Column("created_at_us", BigInteger, nullable=False),
     Column("revoked_at_us", BigInteger, nullable=True),
 )
+
+# --- events out (the publisher's position, balance monitors, their webhook deliveries) ---
+# The journal itself is the outbox: the publisher reads it by sequence and keeps here how far it
+# has published, so it resumes after a crash without losing or reordering anything.
+
+publisher_positions = Table(
+    "publisher_positions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+balance_monitors = Table(
+    "balance_monitors",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("target_kind", String(8), nullable=False),
+    Column("target", ACCOUNT, nullable=False),
+    Column("metric", String(24), nullable=False),
+    Column("comparison", String(8), nullable=False),
+    Column("threshold_micros", BigInteger, nullable=False),
+    Column("webhook_url", String(2048), nullable=True),
+    Column("webhook_secret", String(128), nullable=True),
+    Column("after_seq", BigInteger, nullable=False),  # watches transactions after this sequence
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+monitor_deliveries = Table(
+    "monitor_deliveries",
+    metadata,
+    Column("monitor_id", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", String(12), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at_us", BigInteger, nullable=False),
+    Column("last_error", String(500), nullable=True),
+    PrimaryKeyConstraint("monitor_id", "seq"),
+)
+Index("ix_monitor_deliveries_due", monitor_deliveries.c.state, monitor_deliveries.c.next_attempt_at_us)
