@@ -99,9 +99,39 @@ def any_ledger(any_url) -> Iterator[Ledger]:
         yield books
 
 
-# --- CI: PostgreSQL tests must run, not skip ------------------------------------------
+# --- NATS (JetStream) -------------------------------------------------------------------
+
+NATS_ENV = "AGENTBOOKS_TEST_NATS_URL"
+NATS_SKIP_REASON = f"NATS tests need {NATS_ENV} (e.g. nats://127.0.0.1:4222, a server run with -js)"
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """The shared NATS server; each test publishes to a stream and subjects of its own."""
+    url = os.environ.get(NATS_ENV)
+    if not url:
+        if os.environ.get("AGENTBOOKS_REQUIRE_NATS") == "1":
+            pytest.fail(NATS_SKIP_REASON)
+        pytest.skip(NATS_SKIP_REASON)
+    return url
+
+
+@pytest.fixture
+def private_nats(nats_url, tmp_path):  # type: ignore[no-untyped-def]
+    """A nats-server of this test's own (a free port, a temporary store), so the test may restart it."""
+    from nats_support import PrivateNatsServer
+
+    server = PrivateNatsServer(tmp_path / "jetstream")
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- CI: PostgreSQL and NATS tests must run, not skip ---------------------------------------
 
 REQUIRE_POSTGRES = os.environ.get("AGENTBOOKS_REQUIRE_POSTGRES") == "1"
+REQUIRED_SERVICES = {"postgres": ("AGENTBOOKS_REQUIRE_POSTGRES", REQUIRE_POSTGRES),
+                     "nats": ("AGENTBOOKS_REQUIRE_NATS", os.environ.get("AGENTBOOKS_REQUIRE_NATS") == "1")}
 _postgres_passed = 0
 
 
@@ -110,12 +140,11 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     global _postgres_passed
     outcome = yield
     report = outcome.get_result()
-    if "postgres" not in item.keywords:
-        return
-    if report.skipped and REQUIRE_POSTGRES:
-        report.outcome = "failed"
-        report.longrepr = f"PostgreSQL test skipped but AGENTBOOKS_REQUIRE_POSTGRES=1: {report.longrepr}"
-    elif report.when == "call" and report.passed:
+    for marker, (variable, required) in REQUIRED_SERVICES.items():
+        if marker in item.keywords and report.skipped and required:
+            report.outcome = "failed"
+            report.longrepr = f"{marker} test skipped but {variable}=1: {report.longrepr}"
+    if "postgres" in item.keywords and report.when == "call" and report.passed:
         _postgres_passed += 1
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV
 from ..config import database_url as resolve_database_url
 from ..ledger import Ledger
-from . import admin_routes, agent_routes, book_routes
+from . import admin_routes, agent_routes, book_routes, monitor_routes
 from .errors import install_error_handlers
 from .observability import Metrics, install_observability
 
@@ -36,7 +36,7 @@ def create_app(database_url: str | None = None, admin_secret: str | None = None,
     app.state.metrics = Metrics()
     install_error_handlers(app)
     install_observability(app, app.state.metrics)
-    for module in (agent_routes, admin_routes, book_routes):
+    for module in (agent_routes, admin_routes, book_routes, monitor_routes):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

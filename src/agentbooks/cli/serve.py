@@ -11,6 +11,7 @@ import typer
 
 from ..api_keys import Role, create_key, revoke_key
 from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV, database_url
+from ..events.sinks import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
 from ..ledger import Ledger
 from . import app
 from .common import DatabaseUrl, console, open_ledger
@@ -28,6 +29,10 @@ def serve(
                                             help="enables the admin routes (X-Admin-Secret)"),
     demo: bool = typer.Option(False, "--demo", help="serve a fresh SQLite ledger loaded with the demo day"),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="worker processes (each opens its own pool)"),
+    nats: str | None = typer.Option(None, "--nats", help="also publish the journal to this NATS server "
+                                    "(as agentbooks publish, in a thread beside the API)"),
+    nats_stream: str = typer.Option(DEFAULT_STREAM, "--nats-stream", help="the JetStream stream"),
+    nats_subject_prefix: str = typer.Option(DEFAULT_SUBJECT_PREFIX, "--nats-subject-prefix"),
 ) -> None:
     """Serve the HTTP API with uvicorn (JSON logs on stderr, metrics at /metrics)."""
     import uvicorn
@@ -52,8 +57,24 @@ def serve(
             run_demo_day(ledger)
         console.print(f"demo ledger loaded into {path}")
     if workers == 1:
-        uvicorn.run(create_app(resolved, admin_secret), host=host, port=port, log_level="warning", access_log=False)
+        api = create_app(resolved, admin_secret)
+        events = None
+        if nats:
+            from ..events.metrics import EventMetrics
+            from ..events.runner import EventsThread
+
+            events = EventsThread(api.state.ledger.service, nats, stream=nats_stream,
+                                  subject_prefix=nats_subject_prefix,
+                                  metrics=EventMetrics(api.state.metrics.registry)).start()
+        try:
+            uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+        finally:
+            if events is not None:
+                events.stop()
         return
+    if nats:
+        console.print("[red]error[/red] --nats runs beside one worker; with --workers run agentbooks publish")
+        raise typer.Exit(2)
     # Several processes need an importable factory; it reads the same settings from the environment.
     os.environ[DATABASE_URL_ENV] = resolved
     if admin_secret:

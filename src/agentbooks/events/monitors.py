@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from ..storage import journal_store as store
 MAX_MONITORS = 1000
 MAX_URL_LENGTH = 2048
 MAX_DELIVERIES_LISTED = 1000
+_MONITOR_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _check_webhook(url: str | None, secret: str | None) -> tuple[str | None, str | None]:
@@ -22,8 +24,13 @@ def _check_webhook(url: str | None, secret: str | None) -> tuple[str | None, str
         if secret is not None:
             raise InvalidArgument("a webhook secret needs a webhook URL", field="webhookSecret")
         return None, None
-    parts = urlsplit(url) if isinstance(url, str) and len(url) <= MAX_URL_LENGTH else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        plain = isinstance(url, str) and len(url) <= MAX_URL_LENGTH and url.isprintable() and " " not in url
+        parts = urlsplit(url) if plain else None
+        host = parts.hostname if parts is not None else None
+    except ValueError:  # an unbalanced [IPv6] bracket, a bad port
+        parts = host = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
         raise InvalidArgument(f"webhookUrl must be an http(s) URL of at most {MAX_URL_LENGTH} characters",
                               field="webhookUrl")
     if secret is None:
@@ -59,13 +66,18 @@ def list_monitors(service: LedgerService) -> list[BalanceMonitor]:
     return service.read(events_store.list_monitors)
 
 
+def _not_found(monitor_id: str) -> NotFound:
+    return NotFound(f"no monitor {monitor_id[:40]!r}", monitor_id=monitor_id[:40])
+
+
 def delete_monitor(service: LedgerService, monitor_id: str) -> None:
-    if not service.write(lambda conn: events_store.delete_monitor(conn, monitor_id)):
-        raise NotFound(f"no monitor {monitor_id!r}", monitor_id=monitor_id)
+    if not _MONITOR_ID.fullmatch(monitor_id) or not service.write(
+            lambda conn: events_store.delete_monitor(conn, monitor_id)):
+        raise _not_found(monitor_id)
 
 
 def monitor_deliveries(service: LedgerService, monitor_id: str) -> list[events_store.Delivery]:
     """The monitor's webhook calls (pending, delivered or failed), oldest first."""
     if not any(m.id == monitor_id for m in list_monitors(service)):
-        raise NotFound(f"no monitor {monitor_id!r}", monitor_id=monitor_id)
+        raise _not_found(monitor_id)
     return service.read(lambda conn: events_store.monitor_deliveries_of(conn, monitor_id, MAX_DELIVERIES_LISTED))
