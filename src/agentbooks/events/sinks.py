@@ -22,6 +22,10 @@ DEFAULT_SUBJECT_PREFIX = "agentbooks"
 DUPLICATE_WINDOW_SECONDS = 120.0
 
 
+async def _log_error(exc: Exception) -> None:
+    log.warning("NATS: %s", exc or type(exc).__name__)
+
+
 class SinkUnavailable(Exception):
     """The broker did not confirm a message: nothing after it was sent; retry the page."""
 
@@ -65,8 +69,12 @@ class NatsJetStreamSink:
 
         if self._nc is not None and not self._nc.is_closed:
             return self._js
-        nc = await nats.connect(self.url, connect_timeout=2, reconnect_time_wait=0.5, max_reconnect_attempts=-1,
-                                allow_reconnect=True, name="agentbooks-publisher")
+        # No reconnecting inside the client: a lost connection closes it, the page in flight fails,
+        # and the next round connects afresh (with the publisher's back-off), the same path as a
+        # broker that was down at start.
+        # (max_reconnect_attempts=1 bounds the first connect to two tries: with 0 the client tries forever.)
+        nc = await nats.connect(self.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1,
+                                reconnect_time_wait=0.2, error_cb=_log_error, name="agentbooks-publisher")
         js = nc.jetstream(timeout=self.ack_timeout)
         try:
             await js.stream_info(self.stream)
