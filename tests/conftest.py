@@ -50,13 +50,18 @@ def ledger(sqlite_url) -> Iterator[Ledger]:
         yield books
 
 
-def _admin_url() -> str:
-    url = os.environ.get(PG_ENV)
+def service_url(variable: str, reason: str, required_by: str) -> str:
+    """A test service's URL from ``variable``; without it the test skips, or fails when ``required_by`` is 1."""
+    url = os.environ.get(variable)
     if not url:
-        if os.environ.get("AGENTBOOKS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(PG_SKIP_REASON)
-        pytest.skip(PG_SKIP_REASON)
+        if os.environ.get(required_by) == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     return url
+
+
+def _admin_url() -> str:
+    return service_url(PG_ENV, PG_SKIP_REASON, "AGENTBOOKS_REQUIRE_POSTGRES")
 
 
 @pytest.fixture
@@ -108,12 +113,7 @@ NATS_SKIP_REASON = f"NATS tests need {NATS_ENV} (e.g. nats://127.0.0.1:4222, a s
 @pytest.fixture
 def nats_url() -> str:
     """The shared NATS server; each test publishes to a stream and subjects of its own."""
-    url = os.environ.get(NATS_ENV)
-    if not url:
-        if os.environ.get("AGENTBOOKS_REQUIRE_NATS") == "1":
-            pytest.fail(NATS_SKIP_REASON)
-        pytest.skip(NATS_SKIP_REASON)
-    return url
+    return service_url(NATS_ENV, NATS_SKIP_REASON, "AGENTBOOKS_REQUIRE_NATS")
 
 
 @pytest.fixture
