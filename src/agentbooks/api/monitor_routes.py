@@ -21,7 +21,7 @@ from .deps import get_ledger, require_admin
 from .schemas import ErrorOut, Wire, time_text
 
 router = APIRouter(prefix="/v1/admin/monitors", tags=["monitors"], dependencies=[Depends(require_admin)])
-ERRORS = {code: {"model": ErrorOut} for code in (401, 403, 404, 422)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 422)}
 
 
 class MonitorBody(Wire):

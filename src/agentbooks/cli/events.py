@@ -40,9 +40,9 @@ def publish(
 ) -> None:
     """Publish the journal to NATS JetStream from the stored position on, until interrupted.
 
-    At least once and in order: each message's id is its journal sequence, so JetStream drops a
-    re-sent one; the position is stored only after the broker confirmed a page. Also sends the
-    balance monitors' webhook calls.
+    At least once and in order; the position is stored once the broker confirmed a page.
+
+    Also sends the balance monitors' webhook calls.
     """
     from ..events.metrics import EventMetrics
     from ..events.runner import run_events
