@@ -132,13 +132,17 @@ class Delivery:
 
 
 def enqueue_deliveries(conn: Connection, rows: Sequence[tuple[str, int, str]], at_us: int) -> None:
-    """Queue (monitor id, seq, body) webhook calls; a row already queued (a re-published page) stays."""
-    if rows:
-        conn.execute(_insert(conn, monitor_deliveries).on_conflict_do_nothing(), [
-            {"monitor_id": m, "seq": seq, "body": body, "state": PENDING, "attempts": 0,
-             "next_attempt_at_us": at_us, "last_error": None}
-            for m, seq, body in rows
-        ])
+    """Queue (monitor id, seq, body) webhook calls; a row already queued (a re-published page) stays,
+    and a monitor deleted since the page was read gets none."""
+    if not rows:
+        return
+    alive = set(conn.execute(select(balance_monitors.c.id).where(
+        balance_monitors.c.id.in_(sorted({m for m, _, _ in rows})))).scalars())
+    wanted = [{"monitor_id": m, "seq": seq, "body": body, "state": PENDING, "attempts": 0,
+               "next_attempt_at_us": at_us, "last_error": None}
+              for m, seq, body in rows if m in alive]
+    if wanted:
+        conn.execute(_insert(conn, monitor_deliveries).on_conflict_do_nothing(), wanted)
 
 
 def due_deliveries(conn: Connection, now_us: int, limit: int) -> list[Delivery]:
