@@ -1,14 +1,14 @@
 """Events out: the publisher's position in the journal, balance monitors and their webhook deliveries.
 
-Revision ID: 0003_events
-Revises: 0002
+Revision ID: 0004_events
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_events"
-down_revision = "0002"
+revision = "0004_events"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
