@@ -4,6 +4,7 @@ publish``) or in a thread of its own beside the API (``agentbooks serve --nats``
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 from ..service import LedgerService
@@ -11,6 +12,8 @@ from .metrics import EventMetrics
 from .publisher import Publisher
 from .sinks import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, NatsJetStreamSink
 from .webhooks import WebhookDispatcher
+
+log = logging.getLogger("agentbooks.events")
 
 
 def publisher_name(stream: str) -> str:
@@ -48,7 +51,10 @@ class EventsThread:
             self._ready.set()
             await run_events(self._service, self._url, self._stop, **self._options)
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except Exception:  # a bug: the API keeps serving; the lag metric shows publishing stopped
+            log.exception("the events thread stopped")
 
     def start(self) -> "EventsThread":
         self._thread.start()
