@@ -25,6 +25,7 @@ from .service import LedgerService, utc_now
 from .storage import journal_store as store
 
 MAX_HISTORY_LIMIT = 1000
+DEFAULT_HISTORY_LIMIT = 50  # the original's: a limit <= 0 means this
 MAX_OPEN_HOLDS = 1_000_000
 
 
@@ -181,17 +182,24 @@ class Ledger:
         state = self.service.read(lambda c: store.read_agents(c, [address])[address])
         return state.spendable_micros >= wanted
 
-    def get_history(self, agent: str, limit: int = 50, *, before_seq: int | None = None) -> list[Entry]:
-        """The agent's transactions, newest first (``before_seq`` pages further back)."""
+    def get_history(self, agent: str, limit: int = DEFAULT_HISTORY_LIMIT, *,
+                    before_seq: int | None = None) -> list[Entry]:
+        """The agent's transactions, newest first (``before_seq`` pages further back).
+
+        A ``limit`` of 0 or less means the original's default of 50. Each entry's amount is
+        the agent's own movement (``Transaction.movement_micros``).
+        """
         address = normalize_address(agent)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_LIMIT:
-            raise InvalidArgument(f"limit must be 1..{MAX_HISTORY_LIMIT}", field="limit")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit > MAX_HISTORY_LIMIT:
+            raise InvalidArgument(f"limit must be an integer up to {MAX_HISTORY_LIMIT}", field="limit")
+        if limit <= 0:
+            limit = DEFAULT_HISTORY_LIMIT
         if before_seq is not None:
             check_seq(before_seq, field="before_seq")
         txs = self.service.read(lambda c: store.agent_history(c, address, limit=limit, before_seq=before_seq))
         return [
             Entry(
-                id=t.id, seq=t.seq, agent_addr=address, type=t.kind.value, amount=to_decimal(t.amount_micros),
+                id=t.id, seq=t.seq, agent_addr=address, type=t.kind.value, amount=to_decimal(t.movement_micros(address)),
                 tx_hash=t.tx_hash, reference=t.reference, description=t.memo, created_at=t.occurred_at,
                 counterparty=t.counterparty if t.agent == address else t.agent,
             )
