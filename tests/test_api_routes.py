@@ -74,6 +74,21 @@ def test_history_pages_stay_stable_under_concurrent_writes(api):
     assert first["entries"][0]["type"] == "deposit" and first["entries"][0]["amount"] == "1.000000"
 
 
+def test_history_route_shows_the_sellers_own_amount_and_defaults_to_fifty(api):
+    deposit(api, ALICE, "10", "0xd1")
+    api.ledger.hold(ALICE, "5.00", "h")
+    r = api.client.post(f"/v1/admin/holds/{ALICE}/h/settle", json={"seller": BOB, "amount": "5.00", "fee": "0.50"},
+                        headers=api.admin)
+    assert r.status_code == 200, r.text
+    bob = api.client.get(f"/v1/agents/{BOB}/ledger", headers=api.bob).json()
+    assert [(e["type"], e["amount"]) for e in bob["entries"]] == [("settle_hold", "4.500000")]
+    for i in range(60):
+        api.ledger.deposit(ALICE, "1", f"0xmany{i}")
+    for params in ({}, {"limit": 0}, {"limit": -1}):
+        page = api.client.get(f"/v1/agents/{ALICE}/ledger", params=params, headers=api.alice).json()
+        assert len(page["entries"]) == 50 and page["hasMore"]
+
+
 def test_withdraw_holds_own_funds_then_the_platform_confirms(api):
     deposit(api, ALICE, "10", "0xd1")
     api.client.put(f"/v1/admin/agents/{ALICE}/credit-limit", json={"limit": "100"}, headers=api.admin)

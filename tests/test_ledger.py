@@ -231,8 +231,42 @@ def test_history_is_newest_first_and_pages_by_sequence(any_ledger):
     assert page[0].type == "transfer" and page[0].counterparty == BOB
     assert [e.seq for e in any_ledger.get_history(ALICE, limit=4, before_seq=3)] == [2, 1]
     assert [e.type for e in any_ledger.get_history(BOB)] == ["transfer"]
+    # The original's default: a limit of 0 or less means 50.
+    assert len(any_ledger.get_history(ALICE, 0)) == len(any_ledger.get_history(ALICE, -1)) == 6
     with pytest.raises(errors.InvalidArgument):
-        any_ledger.get_history(ALICE, limit=0)
+        any_ledger.get_history(ALICE, limit=10**9)
+
+
+def test_history_limit_below_one_is_the_originals_default_of_fifty(ledger):
+    for i in range(55):
+        ledger.deposit(ALICE, "1", f"0xd{i}")
+    assert len(ledger.get_history(ALICE, 0)) == len(ledger.get_history(ALICE, -1)) == 50
+    assert len(ledger.get_history(ALICE, 55)) == 55
+
+
+def test_each_party_sees_its_own_movement_in_its_history(any_ledger):
+    """The original's inputs: a 5.00 hold settled with a 0.50 fee; a 4 USDC escrow settled 1.5 to the seller."""
+    any_ledger.deposit(ALICE, "10", "0xd1")
+    any_ledger.hold(ALICE, "5.00", "h")
+    any_ledger.settle_hold(ALICE, BOB, "5.00", "h", fee="0.50")
+    any_ledger.escrow_lock(ALICE, "4", "e")
+    any_ledger.settle_escrow(ALICE, CAROL, "1.5", "e")
+    assert any_ledger.get_history(BOB)[0].amount == D("4.50")
+    assert any_ledger.get_history(CAROL)[0].amount == D("1.5")
+    buyer = {e.type: e.amount for e in any_ledger.get_history(ALICE)}
+    assert buyer["settle_hold"] == D("5.00") and buyer["settle_escrow"] == D("4")
+    reversal = any_ledger.reverse(any_ledger.get_history(BOB)[0].id, "disputed")
+    assert any_ledger.get_history(BOB)[0].id == reversal.id and any_ledger.get_history(BOB)[0].amount == D("4.50")
+
+
+def test_release_escrow_to_the_buyer_itself_returns_it_to_available(any_ledger):
+    """As the original: the escrow goes back to Available and counts as paid out and received."""
+    any_ledger.deposit(ALICE, "10", "0xd1")
+    any_ledger.escrow_lock(ALICE, "4", "e")
+    tx = any_ledger.release_escrow(ALICE, ALICE, "4", "e")
+    assert tx.counterparty == ALICE
+    b = any_ledger.get_balance(ALICE)
+    assert (b.available, b.escrowed, b.total_in, b.total_out) == (D("10"), D("0"), D("14"), D("4"))
 
 
 def test_rollups_and_trial_balance(any_ledger):

@@ -13,8 +13,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
+from . import audit
+from .storage import audit_store
 from .domain.addresses import normalize_address
 from .domain.errors import InvalidArgument, NotFound
 from .service import LedgerService
@@ -35,6 +37,11 @@ class Principal:
     role: Role
     agent: str | None = None
     key_id: str | None = None
+
+    @property
+    def initiator(self) -> str:
+        """How the audit trail names this caller: ``admin`` or ``api-key:<id>:<role>``."""
+        return f"api-key:{self.key_id}:{self.role.value}" if self.key_id else self.role.value
 
     @property
     def name(self) -> str:
@@ -69,9 +76,16 @@ def create_key(service: LedgerService, role: Role | str, agent: str | None = Non
         raise InvalidArgument("an accountant key belongs to no agent", field="agentAddress")
     key_id = secrets.token_hex(8)
     secret = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    now = service.clock()
     row = {"key_id": key_id, "key_hash": _digest(secret), "role": role.value, "agent": agent,
-           "created_at_us": to_us(service.clock()), "revoked_at_us": None}
-    service.write(lambda conn: conn.execute(api_keys.insert(), row))
+           "created_at_us": to_us(now), "revoked_at_us": None}
+    action = audit.action_row(service, audit.API_KEY_CREATED, agent, {"key_id": key_id, "role": role.value}, at=now)
+
+    def insert(conn: Connection) -> None:
+        conn.execute(api_keys.insert(), row)
+        audit_store.insert_action(conn, **action)
+
+    service.write(insert)
     return IssuedKey(key_id, secret, role, agent)
 
 
@@ -87,9 +101,18 @@ def find_principal(service: LedgerService, secret: str) -> Principal | None:
 
 
 def revoke_key(service: LedgerService, key_id: str) -> None:
-    revoked = service.write(lambda conn: conn.execute(
-        update(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at_us.is_(None))
-        .values(revoked_at_us=to_us(service.clock()))
-    ).rowcount)
-    if revoked != 1:
+    now = service.clock()
+
+    def revoke(conn: Connection) -> int:
+        revoked = conn.execute(
+            update(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at_us.is_(None))
+            .values(revoked_at_us=to_us(now))
+        ).rowcount
+        if revoked == 1:
+            agent = conn.execute(select(api_keys.c.agent).where(api_keys.c.key_id == key_id)).scalar()
+            audit_store.insert_action(conn, **audit.action_row(service, audit.API_KEY_REVOKED, agent,
+                                                               {"key_id": key_id}, at=now))
+        return revoked
+
+    if service.write(revoke) != 1:
         raise NotFound(f"no active API key {key_id!r}", key_id=key_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from .context import calling
 from .domain.errors import LedgerError
 from .ledger import Ledger
 
@@ -44,7 +45,8 @@ def run_demo_day(ledger: Ledger) -> list[str]:
 
     def step(label: str, call, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         try:
-            tx = call(*args, **kwargs)
+            with calling("demo", f"demo-{len(log) + 1:03d}"):  # deterministic: the samples stay reproducible
+                tx = call(*args, **kwargs)
             log.append(f"#{tx.seq:<3} {label}")
         except LedgerError as exc:
             log.append(f"refused {label}: {exc.code}")
@@ -95,7 +97,8 @@ def run_demo_day(ledger: Ledger) -> list[str]:
     step("refund again (duplicate, refused)", ledger.refund, a["research-bot"], "12.5", "sk-research-0:failed-1")
 
     # Mistakes are corrected by new transactions, never edits.
-    mistaken = ledger.deposit(a["data-vendor"], "5", "0x" + "c1" * 32)
+    with calling("demo", "demo-mistake"):
+        mistaken = ledger.deposit(a["data-vendor"], "5", "0x" + "c1" * 32)
     log.append(f"#{mistaken.seq:<3} data-vendor deposit credited by mistake")
     step("reverse the mistaken deposit", ledger.reverse, mistaken.id, "credited to the wrong agent")
     step("over-limit spend (refused)", ledger.spend, a["translator"], "500", "sk-translator-0")

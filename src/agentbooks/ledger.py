@@ -13,19 +13,32 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from . import audit
 from . import requests as req
 from .requests import check_seq
 from .domain import accounts as acct
-from .domain.addresses import normalize_address
+from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, NotFound
 from .domain.model import Balance, Entry, HoldKind, HoldState, Transaction
-from .domain.money import parse_amount, to_decimal
+from .domain.money import format_micros, parse_amount, to_decimal
+from .domain.netting import MAX_OBLIGATIONS, Obligation, net_settle
 from .domain.operations import Operation
 from .service import LedgerService, utc_now
 from .storage import journal_store as store
 
 MAX_HISTORY_LIMIT = 1000
+DEFAULT_HISTORY_LIMIT = 50  # the original's: a limit <= 0 means this
 MAX_OPEN_HOLDS = 1_000_000
+
+
+def plan_net_settlement(obligations: Iterable[Any]) -> list[Obligation]:
+    """The netted transfers for edge input (mappings or tuples with decimal amounts), not executed."""
+    items = []
+    for i, item in enumerate(obligations):
+        if i >= MAX_OBLIGATIONS:
+            raise InvalidArgument(f"net settlement takes at most {MAX_OBLIGATIONS} obligations", field="transfers")
+        items.append(req.obligation(item))
+    return net_settle(items)
 
 
 class Ledger:
@@ -88,7 +101,10 @@ class Ledger:
         return self._one(req.refund(agent, amount, reference), idempotency_key)
 
     def set_credit_limit(self, agent: str, limit: Any, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.set_credit_limit(agent, limit), idempotency_key)
+        """Set the credit limit (a journal event), also recorded as an administrative action."""
+        op = req.set_credit_limit(agent, limit)
+        return audit.audited(self.service, audit.CREDIT_LIMIT_SET, op.agent, {"limit": format_micros(op.limit_micros)},
+                             lambda: self._one(op, idempotency_key))
 
     def use_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None) -> Transaction:
         return self._one(req.use_credit(agent, amount), idempotency_key)
@@ -112,12 +128,32 @@ class Ledger:
         return self._one(req.transfer(from_agent, to_agent, amount, reference), idempotency_key)
 
     def reverse(self, transaction_id: str, reason: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.reverse(transaction_id, reason), idempotency_key)
+        """Record the negation of a transaction; the request (refused or not) is an administrative action."""
+        op = req.reverse(transaction_id, reason)
+        original = self.service.read(lambda c: store.transaction_by_id(c, op.transaction_id))
+        return audit.audited(self.service, audit.REVERSAL_REQUESTED, original.agent if original else None,
+                             {"transaction_id": op.transaction_id, "reason": op.reason},
+                             lambda: self._one(op, idempotency_key))
 
     def batch(self, operations: Iterable[Mapping[str, Any] | Operation], *,
               idempotency_key: str | None = None) -> list[Transaction]:
         """Run many operations in one database transaction: all of them, or none."""
         return self.service.execute([req.parse_operation(o) for o in operations], idempotency_key=idempotency_key)
+
+    def net_settle(self, obligations: Iterable[Any], reference: str, *,
+                   idempotency_key: str | None = None) -> list[Transaction]:
+        """Net agent-to-agent obligations (``{"from", "to", "amount"}``) into the fewest transfers
+        (``domain.netting.net_settle``) and record them as one atomic batch: all, or none.
+
+        The n-th transfer's reference is ``<reference>-<n>`` (1-based, in the netted order).
+        """
+        netted = plan_net_settlement(obligations)
+        check_reference(reference)
+        if not netted:
+            return []
+        return self.service.execute(
+            [req.transfer(o.from_agent, o.to_agent, to_decimal(o.amount_micros), f"{reference}-{n}")
+             for n, o in enumerate(netted, 1)], idempotency_key=idempotency_key)
 
     def sweep_expired_holds(self, *, now: datetime | None = None) -> list[Transaction]:
         return self.service.sweep_expired_holds(now=now)
@@ -181,17 +217,24 @@ class Ledger:
         state = self.service.read(lambda c: store.read_agents(c, [address])[address])
         return state.spendable_micros >= wanted
 
-    def get_history(self, agent: str, limit: int = 50, *, before_seq: int | None = None) -> list[Entry]:
-        """The agent's transactions, newest first (``before_seq`` pages further back)."""
+    def get_history(self, agent: str, limit: int = DEFAULT_HISTORY_LIMIT, *,
+                    before_seq: int | None = None) -> list[Entry]:
+        """The agent's transactions, newest first (``before_seq`` pages further back).
+
+        A ``limit`` of 0 or less means the original's default of 50. Each entry's amount is
+        the agent's own movement (``Transaction.movement_micros``).
+        """
         address = normalize_address(agent)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_LIMIT:
-            raise InvalidArgument(f"limit must be 1..{MAX_HISTORY_LIMIT}", field="limit")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit > MAX_HISTORY_LIMIT:
+            raise InvalidArgument(f"limit must be an integer up to {MAX_HISTORY_LIMIT}", field="limit")
+        if limit <= 0:
+            limit = DEFAULT_HISTORY_LIMIT
         if before_seq is not None:
             check_seq(before_seq, field="before_seq")
         txs = self.service.read(lambda c: store.agent_history(c, address, limit=limit, before_seq=before_seq))
         return [
             Entry(
-                id=t.id, seq=t.seq, agent_addr=address, type=t.kind.value, amount=to_decimal(t.amount_micros),
+                id=t.id, seq=t.seq, agent_addr=address, type=t.kind.value, amount=to_decimal(t.movement_micros(address)),
                 tx_hash=t.tx_hash, reference=t.reference, description=t.memo, created_at=t.occurred_at,
                 counterparty=t.counterparty if t.agent == address else t.agent,
             )

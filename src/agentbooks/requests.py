@@ -15,6 +15,7 @@ from .domain import operations as ops
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, InvalidTimestamp, LedgerError
 from .domain.money import parse_amount
+from .domain.netting import Obligation
 
 
 def parse_time(value: object, *, field: str = "at") -> datetime:
@@ -148,6 +149,21 @@ def _memo(value: Any) -> str | None:
         # Printable only: a reason is copied verbatim into exports and logs.
         raise InvalidArgument("a reason is printable text of at most 500 characters", field="reason")
     return value
+
+
+def obligation(item: Any) -> Obligation:
+    """``{"from": …, "to": …, "amount": "1.5"}`` (or a (from, to, amount) tuple) → an Obligation."""
+    if isinstance(item, Obligation):
+        return item
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"from", "to", "amount"}
+        if unknown or not {"from", "to", "amount"} <= set(item):
+            raise InvalidArgument('each obligation is {"from", "to", "amount"}', field="transfers")
+        item = (item["from"], item["to"], item["amount"])
+    if not isinstance(item, (tuple, list)) or len(item) != 3:
+        raise InvalidArgument('each obligation is {"from", "to", "amount"}', field="transfers")
+    return Obligation(normalize_address(item[0], field="from"), normalize_address(item[1], field="to"),
+                      parse_amount(item[2]))
 
 
 BUILDERS: Mapping[str, Callable[..., ops.Operation]] = {

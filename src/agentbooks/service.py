@@ -44,6 +44,7 @@ from .domain.operations import (
     project_agent,
     project_hold,
 )
+from . import context as call_context
 from .group_commit import GroupCommitter, GroupStats, Pending
 from .storage import journal_store as store
 from .storage import write_path as writes
@@ -171,8 +172,9 @@ class LedgerService:
         if idempotency_key is not None:
             idem = UniqueKey("idempotency", check_idempotency_key(idempotency_key), IdempotencyConflict)
         # The request's fingerprint is compared on an idempotent retry; without a key nobody reads it.
+        # The caller's context is read here, on its own thread: the commit runs on another.
         request = WriteRequest(tuple(ops), idem, fingerprint(ops) if idem is not None else None,
-                               dict(annotations or {}))
+                               {**call_context.current().annotations(), **(annotations or {})})
         if idem is not None:  # a replay needs no lock and no group: look first
             replay = self.read(lambda c: self._answer_of(c, writes.find_used(c, [idem]), request))
             if replay is not None:
@@ -409,7 +411,10 @@ class LedgerService:
 
     def sweep_expired_holds(self, *, now: datetime | None = None, limit: int = 1000) -> list[Transaction]:
         """Release what is left of every hold whose expiry has passed; one transaction each."""
-        moment = now or self.clock()
+        with call_context.unless_called("job:sweep-expired-holds"):
+            return self._sweep_expired_holds(now or self.clock(), limit)
+
+    def _sweep_expired_holds(self, moment: datetime, limit: int) -> list[Transaction]:
         released = []
         for _ in range(MAX_SWEEP_PAGES):
             page = self.read(lambda c: store.list_holds(c, kind=HoldKind.HOLD, expired_before=moment, limit=limit))

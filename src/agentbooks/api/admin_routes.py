@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
+from .. import audit_runs as audit
+from ..audit import DEFAULT_AUDIT_LIMIT, audit_entries
 from ..api_keys import create_key
-from ..reconcile.match import reconcile as run_reconcile
 from ..reconcile.transfers import parse_transfer
-from ..verify.database import verify_database
-from ..ledger import Ledger
+from ..ledger import Ledger, plan_net_settlement
+from ..verify.per_agent import MAX_AGENTS, per_agent
 from . import schemas as s
 from .deps import get_ledger, idempotency_key, require_admin
-from .respond import write
+from .respond import as_caller, write
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
@@ -140,21 +141,69 @@ def batch(body: s.BatchBody, request: Request, ledger: Ledger = Depends(get_ledg
 
 
 @router.get("/verify", responses=ERRORS)
-def verify(ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+def verify(request: Request, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
     """Check the books against themselves (as ``agentbooks verify``); every violation is listed."""
-    return verify_database(ledger).to_dict()
+    with as_caller(request):
+        return audit.verified(ledger).to_dict()
 
 
 @router.post("/reconcile", responses=ERRORS)
-def reconcile(body: s.ReconcileBody, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+def reconcile(body: s.ReconcileBody, request: Request, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
     """Match on-chain transfers against the ledger (as ``agentbooks reconcile``)."""
     transfers = [parse_transfer(i + 1, item) for i, item in enumerate(body.transfers)]
-    return run_reconcile(ledger, transfers, set(body.treasury)).to_dict()
+    with as_caller(request):
+        return audit.reconciled(ledger, transfers, set(body.treasury)).to_dict()
 
 
 @router.post("/api-keys", status_code=201, response_model=s.ApiKeyOut, responses=ERRORS)
-def issue_api_key(body: s.ApiKeyBody, ledger: Ledger = Depends(get_ledger)) -> s.ApiKeyOut:
+def issue_api_key(body: s.ApiKeyBody, request: Request, ledger: Ledger = Depends(get_ledger)) -> s.ApiKeyOut:
     """Issue an agent or accountant key; the key is shown only in this response."""
-    issued = create_key(ledger.service, body.role, body.agent_address)
+    with as_caller(request):
+        issued = create_key(ledger.service, body.role, body.agent_address)
     return s.ApiKeyOut(key_id=issued.key_id, api_key=issued.secret, role=issued.role.value,
                        agent_address=issued.agent)
+
+
+@router.get("/audit", responses=ERRORS)
+def audit_trail(agent: str = Query(..., description="the agent whose trail to show"),
+                start: str | None = Query(None, alias="from", description="RFC 3339, inclusive"),
+                end: str | None = Query(None, alias="to", description="RFC 3339, inclusive"),
+                operation: str | None = Query(None, description="a transaction kind or an administrative action"),
+                limit: int = Query(DEFAULT_AUDIT_LIMIT, le=1000, description="at most this many; <= 0 means 100"),
+                ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+    """Who did what to the agent's books, newest first: its journal transactions (initiator and request
+    id inside the hash chain) and the administrative actions that move no money (the original's shape)."""
+    entries = audit_entries(ledger.service, agent, start=start, end=end, operation=operation, limit=limit)
+    return {"entries": [{**e, "timestamp": s.time_text(e["timestamp"])} for e in entries], "count": len(entries)}
+
+
+@router.get("/reconcile", responses=ERRORS)
+def reconcile_agents(request: Request, ledger: Ledger = Depends(get_ledger),
+                     limit: int = Query(1000, ge=1, le=MAX_AGENTS)) -> dict[str, Any]:
+    """The original's per-agent comparison of balances with the journal: one ``verify`` run, each
+    agent's balances beside the violations that name it (recorded as a verification run)."""
+    with as_caller(request):
+        return per_agent(ledger, audit.verified(ledger), limit=limit)
+
+
+@router.post("/reversals", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+def request_reversal(body: s.ReversalBody, request: Request, ledger: Ledger = Depends(get_ledger),
+                     idem: str | None = Depends(idempotency_key)):
+    """The original's reversal request: the same operation as ``POST /transactions/{id}/reverse``."""
+    return write(request, "reversal", lambda: ledger.reverse(body.transaction_id, body.reason, idempotency_key=idem),
+                 _one, 201)
+
+
+@router.post("/net-settlements", responses=ERRORS)
+def net_settlement(body: s.NetSettlementBody, request: Request, ledger: Ledger = Depends(get_ledger),
+                   idem: str | None = Depends(idempotency_key)):
+    """Net the obligations into the fewest transfers (the original's NetSettle, in a deterministic
+    order) and, unless ``execute`` is false, record them as one atomic batch."""
+    netted = [{"from": o.from_agent, "to": o.to_agent, "amount": s.micros_text(o.amount_micros)}
+              for o in plan_net_settlement(body.transfers)]
+    if not body.execute:
+        return {"transfers": netted, "count": len(netted), "transactions": []}
+    return write(request, "net_settlement",
+                 lambda: ledger.net_settle(body.transfers, body.reference, idempotency_key=idem),
+                 lambda txs: s.NetSettlementOut(transfers=netted, count=len(netted),
+                                                transactions=[s.transaction_out(t) for t in txs]))

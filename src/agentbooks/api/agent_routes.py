@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from ..domain.money import to_decimal
 from ..requests import parse_time
-from ..ledger import Ledger
+from ..ledger import DEFAULT_HISTORY_LIMIT, Ledger
 from . import schemas as s
 from .deps import MAX_SEQ, agent_mover, agent_reader, get_ledger, idempotency_key
 from .respond import write
@@ -27,9 +27,12 @@ def get_balance(agent: str = Depends(agent_reader), ledger: Ledger = Depends(get
 
 @router.get("/ledger", response_model=s.HistoryOut, responses=ERRORS)
 def get_history(agent: str = Depends(agent_reader), ledger: Ledger = Depends(get_ledger),
-                limit: int = Query(50, ge=1, le=500),
+                limit: int | None = Query(None, le=500, description="entries per page; missing or <= 0 means 50"),
                 cursor: int | None = Query(None, ge=1, le=MAX_SEQ, description="nextCursor of the previous page")) -> s.HistoryOut:
-    """The agent's entries, newest first; the cursor is a journal sequence, stable under concurrent writes."""
+    """The agent's entries, newest first; the cursor is a journal sequence, stable under concurrent writes.
+
+    Each entry's amount is the agent's own movement (a seller sees what it received)."""
+    limit = limit if limit is not None and limit > 0 else DEFAULT_HISTORY_LIMIT
     entries = ledger.get_history(agent, limit + 1, before_seq=cursor)
     page = entries[:limit]
     has_more = len(entries) > limit

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV
 from ..config import database_url as resolve_database_url
 from ..ledger import Ledger
-from . import admin_routes, agent_routes, book_routes, monitor_routes
+from ..credit import CreditScorer, ledger_history_score
+from . import admin_routes, agent_routes, book_routes, credit_routes, monitor_routes
 from .errors import install_error_handlers
 from .observability import Metrics, install_observability
 
@@ -28,15 +29,18 @@ move nothing; `X-Admin-Secret` opens the admin routes.
 
 
 def create_app(database_url: str | None = None, admin_secret: str | None = None, *,
-               ledger: Ledger | None = None) -> FastAPI:
-    """An app over ``ledger``, or over a ledger opened at ``database_url`` (migrated on open)."""
+               ledger: Ledger | None = None, credit_scorer: CreditScorer | None = None) -> FastAPI:
+    """An app over ``ledger``, or over a ledger opened at ``database_url`` (migrated on open).
+
+    ``credit_scorer`` scores credit applications (default: ``credit.ledger_history_score``)."""
     app = FastAPI(title="agentbooks", version="0.1.0", description=DESCRIPTION)
     app.state.ledger = ledger or Ledger.open(resolve_database_url(database_url))
     app.state.admin_secret = admin_secret or None
+    app.state.credit_scorer = credit_scorer or ledger_history_score
     app.state.metrics = Metrics()
     install_error_handlers(app)
     install_observability(app, app.state.metrics)
-    for module in (agent_routes, admin_routes, book_routes, monitor_routes):
+    for module in (agent_routes, credit_routes, admin_routes, book_routes, monitor_routes):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

@@ -37,7 +37,8 @@ def get_principal(
             raise AuthError(403, "admin_disabled", "admin routes are disabled: the server has no admin secret")
         if not hmac.compare_digest(x_admin_secret.encode(), admin_secret.encode()):
             raise AuthError(401, "unauthorized", "wrong admin secret")
-        return Principal(Role.ADMIN)
+        request.state.principal = Principal(Role.ADMIN)
+        return request.state.principal
     secret = x_api_key
     if secret is None and authorization is not None:
         scheme, _, token = authorization.partition(" ")
@@ -47,6 +48,7 @@ def get_principal(
     principal = find_principal(request.app.state.ledger.service, secret)
     if principal is None:
         raise AuthError(401, "unauthorized", "unknown or revoked API key")
+    request.state.principal = principal  # the audit trail's initiator (see respond.as_caller)
     return principal
 
 

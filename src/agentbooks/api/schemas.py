@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
 from ..domain.model import Balance, Entry, HoldState, Transaction
@@ -107,6 +107,21 @@ class CreditLimitBody(Wire):
 
 
 class ReverseBody(Wire):
+    reason: StrictStr
+
+
+class NetSettlementBody(Wire):
+    """Obligations to net (each ``{"from", "to", "amount"}``); ``execute: false`` only plans."""
+
+    transfers: list[dict[str, Any]] = Field(max_length=10_000)
+    reference: StrictStr
+    execute: StrictBool = True
+
+
+class ReversalBody(Wire):
+    """The original's ``POST /admin/reversals`` body."""
+
+    transaction_id: StrictStr
     reason: StrictStr
 
 
@@ -211,6 +226,12 @@ class WithdrawOut(Wire):
     hold_ref: str
     status: str = "pending"
     transaction: TransactionOut
+
+
+class NetSettlementOut(Wire):
+    transfers: list[dict[str, str]]
+    count: int
+    transactions: list[TransactionOut]
 
 
 class BatchOut(Wire):

@@ -8,10 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..reconcile.match import reconcile as run_reconcile
+from ..audit_runs import reconciled, verified
 from ..reconcile.transfers import TransferFileError, read_transfers
 from ..requests import parse_time
-from ..verify.database import verify_database
 from ..verify.model import VerifyReport
 from ..verify.offline import verify_export
 from . import app
@@ -39,7 +38,7 @@ def _show(report: VerifyReport, as_json: bool) -> None:
 def verify(as_json: bool = typer.Option(False, "--json", help="machine-readable output"), url: str | None = DatabaseUrl) -> None:
     """Check the books against themselves: balance, hash chain, caches, identities, holds."""
     with open_ledger(url) as ledger:
-        report = verify_database(ledger)
+        report = verified(ledger)
     _show(report, as_json)
 
 
@@ -71,7 +70,7 @@ def reconcile(
         err_console.print(f"[red]error[/red] {exc.code}: {transfers}: {exc.message}")
         raise typer.Exit(2)
     with open_ledger(url) as ledger:
-        result = run_reconcile(ledger, records, set(treasury), start=window[0], end=window[1])
+        result = reconciled(ledger, records, set(treasury), start=window[0], end=window[1])
     body = result.to_dict()
     if as_json:
         print(json.dumps(body, indent=2))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
+import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -10,6 +12,7 @@ import typer
 from rich.console import Console
 
 from ..config import database_url
+from ..context import calling
 from ..domain.errors import LedgerError
 from ..ledger import Ledger
 
@@ -21,11 +24,19 @@ DatabaseUrl = typer.Option(None, "--database-url", envvar="AGENTBOOKS_DATABASE_U
                            help="sqlite:///file.db (default sqlite:///agentbooks.db) or postgresql+psycopg://…")
 
 
+def cli_user() -> str:
+    """The OS user running the command, as the audit trail names it."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, no LOGNAME/USER
+        return "unknown"
+
+
 @contextmanager
 def open_ledger(url: str | None) -> Iterator[Ledger]:
     """Open the ledger; a LedgerError becomes a one-line message and exit status 2."""
     try:
-        with Ledger.open(database_url(url)) as ledger:
+        with calling(f"cli:{cli_user()}", uuid.uuid4().hex), Ledger.open(database_url(url)) as ledger:
             yield ledger
     except LedgerError as exc:
         err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")

@@ -183,6 +183,18 @@ class Transaction:
     hash: str
     replayed: bool = False  # True when an idempotent retry returned this earlier result
 
+    def movement_micros(self, agent: str) -> int:
+        """How much of this transaction is ``agent``'s own movement, for its history line.
+
+        The transaction's primary agent sees the transaction's amount; another party sees what
+        moved its own totals (the seller of a settled hold its amount less the fee, the seller
+        of a partial escrow settlement its share), as a magnitude.
+        """
+        if agent == self.agent:
+            return self.amount_micros
+        moved = sum(abs(f.total_in_micros) + abs(f.total_out_micros) for f in self.flows if f.agent == agent)
+        return moved or self.amount_micros
+
 
 @dataclass(frozen=True, slots=True)
 class AgentState:

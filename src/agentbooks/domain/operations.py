@@ -496,7 +496,10 @@ def _escrow_out(
     flows = [AgentFlow(buyer, total_out_micros=seller_micros)]
     if to_seller and seller_micros:
         postings += inflow(ctx.agent(to_seller[0]), seller_micros)
-        flows.append(AgentFlow(to_seller[0], total_in_micros=seller_micros))
+        if to_seller[0] == buyer:  # released to the buyer itself: paid out and received, as the original
+            flows = [AgentFlow(buyer, total_in_micros=seller_micros, total_out_micros=seller_micros)]
+        else:
+            flows.append(AgentFlow(to_seller[0], total_in_micros=seller_micros))
     if refund_micros:
         postings += inflow(ctx.agent(buyer), refund_micros)
     effect = HoldEffect(
@@ -516,8 +519,7 @@ class ReleaseEscrow(BuyerSellerOperation):
     reference: str
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
-        if self.buyer == self.seller:
-            raise InvalidArgument("buyer and seller must differ; use refund_escrow", field="seller")
+        # buyer == seller is accepted, as the original did: the escrow returns to Available.
         postings, flows, effect = _escrow_out(
             ctx, self.buyer, self.reference, (self.seller, self.amount_micros), 0
         )

@@ -75,6 +75,10 @@ def _narration(tx: Transaction) -> str:
     return " ".join(parts)
 
 
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def transaction_text(tx: Transaction) -> str:
     """One journal transaction as a beancount transaction (exactly 6 decimals everywhere)."""
     meta = {
@@ -90,6 +94,8 @@ def transaction_text(tx: Transaction) -> str:
         "credit-limit-micros": str(tx.credit_limit_micros) if tx.credit_limit_micros is not None else None,
         "reverses-seq": str(tx.reverses_seq) if tx.reverses_seq is not None else None,
         "memo": tx.memo,
+        "initiator": _text_or_none(tx.metadata.get("initiator")),  # also inside details (and the hash)
+        "request-id": _text_or_none(tx.metadata.get("request_id")),
         "details": json.dumps(dict(tx.metadata), sort_keys=True, separators=(",", ":")) if tx.metadata else None,
         "prev-hash": tx.prev_hash,
         "hash": tx.hash,

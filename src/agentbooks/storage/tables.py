@@ -201,3 +201,17 @@ monitor_deliveries = Table(
     PrimaryKeyConstraint("monitor_id", "seq"),
 )
 Index("ix_monitor_deliveries_due", monitor_deliveries.c.state, monitor_deliveries.c.next_attempt_at_us)
+# Administrative actions that move no money (API keys issued and revoked, credit limits set,
+# reversals requested, reconciliation and verification runs): append-only, never updated.
+admin_actions = Table(
+    "admin_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at_us", BigInteger, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("initiator", String(128), nullable=False),
+    Column("request_id", String(100), nullable=True),
+    Column("agent", ADDRESS, nullable=True),
+    Column("details_json", Text, nullable=False),
+)
+Index("ix_admin_actions_agent_time", admin_actions.c.agent, admin_actions.c.occurred_at_us)
