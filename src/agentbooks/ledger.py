@@ -11,20 +11,24 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from . import requests as req
 from .requests import check_seq
 from .domain import accounts as acct
 from .domain.addresses import normalize_address
 from .domain.errors import InvalidArgument, NotFound
-from .domain.model import Balance, Entry, HoldKind, HoldState, Transaction
+from .domain.model import Balance, DryRun, Entry, HoldKind, HoldState, Transaction
 from .domain.money import parse_amount, to_decimal
 from .domain.operations import Operation
 from .service import LedgerService, utc_now
 from .storage import journal_store as store
 
 MAX_HISTORY_LIMIT = 1000
+# A write's options, the same on every write method: ``idempotency_key``; ``metadata``, the caller's own
+# string pairs (``requests.check_client_metadata``), recorded under ``metadata["client"]`` in the hash
+# chain; ``dry_run=True`` returns the ``DryRun`` the call would record now and writes nothing.
+Metadata = Optional[Mapping[str, str]]
 MAX_OPEN_HOLDS = 1_000_000
 
 
@@ -46,78 +50,107 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _one(self, op: Operation, idempotency_key: str | None) -> Transaction:
-        return self.service.execute([op], idempotency_key=idempotency_key)[0]
+    def _one(self, op: Operation, idempotency_key: str | None, metadata: Metadata,
+             dry_run: bool) -> Transaction | DryRun:
+        ops = [req.with_client_metadata(op, metadata)]
+        if dry_run:
+            return self.service.dry_run(ops, idempotency_key=idempotency_key)
+        return self.service.execute(ops, idempotency_key=idempotency_key)[0]
 
     # --- the seed's operations -------------------------------------------------------
 
     def deposit(self, agent: str, amount: Any, tx_hash: str, *, chain_id: int = 0, log_index: int = 0,
-                idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.deposit(agent, amount, tx_hash, chain_id, log_index), idempotency_key)
+                idempotency_key: str | None = None,
+                metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.deposit(agent, amount, tx_hash, chain_id, log_index), idempotency_key, metadata, dry_run)
 
-    def withdraw(self, agent: str, amount: Any, tx_hash: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.withdraw(agent, amount, tx_hash), idempotency_key)
+    def withdraw(self, agent: str, amount: Any, tx_hash: str, *, idempotency_key: str | None = None,
+                 metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.withdraw(agent, amount, tx_hash), idempotency_key, metadata, dry_run)
 
-    def spend(self, agent: str, amount: Any, session_key_id: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.spend(agent, amount, session_key_id), idempotency_key)
+    def spend(self, agent: str, amount: Any, session_key_id: str, *, idempotency_key: str | None = None,
+              metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.spend(agent, amount, session_key_id), idempotency_key, metadata, dry_run)
 
     def hold(self, agent: str, amount: Any, reference: str, *, expires_at: datetime | str | None = None,
-             allow_credit: bool = True, idempotency_key: str | None = None) -> Transaction:
+             allow_credit: bool = True, idempotency_key: str | None = None,
+             metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
         """Move funds to Pending for an in-flight transfer; ``allow_credit=False`` holds own funds only."""
-        return self._one(req.hold(agent, amount, reference, expires_at, allow_credit), idempotency_key)
+        return self._one(req.hold(agent, amount, reference, expires_at, allow_credit), idempotency_key, metadata, dry_run)
 
     def confirm_hold(self, agent: str, amount: Any, reference: str, *, tx_hash: str | None = None,
-                     idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.confirm_hold(agent, amount, reference, tx_hash), idempotency_key)
+                     idempotency_key: str | None = None,
+                     metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.confirm_hold(agent, amount, reference, tx_hash), idempotency_key, metadata, dry_run)
 
     def release_hold(self, agent: str, amount: Any, reference: str, *, reason: str | None = None,
-                     idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.release_hold(agent, amount, reference, reason), idempotency_key)
+                     idempotency_key: str | None = None,
+                     metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.release_hold(agent, amount, reference, reason), idempotency_key, metadata, dry_run)
 
-    def escrow_lock(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.escrow_lock(agent, amount, reference), idempotency_key)
+    def escrow_lock(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None,
+                    metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.escrow_lock(agent, amount, reference), idempotency_key, metadata, dry_run)
 
     def release_escrow(self, buyer: str, seller: str, amount: Any, reference: str, *,
-                       idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.release_escrow(buyer, seller, amount, reference), idempotency_key)
+                       idempotency_key: str | None = None,
+                       metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.release_escrow(buyer, seller, amount, reference), idempotency_key, metadata, dry_run)
 
-    def refund_escrow(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.refund_escrow(agent, amount, reference), idempotency_key)
+    def refund_escrow(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None,
+                      metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.refund_escrow(agent, amount, reference), idempotency_key, metadata, dry_run)
 
-    def refund(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.refund(agent, amount, reference), idempotency_key)
+    def refund(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None,
+               metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.refund(agent, amount, reference), idempotency_key, metadata, dry_run)
 
-    def set_credit_limit(self, agent: str, limit: Any, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.set_credit_limit(agent, limit), idempotency_key)
+    def set_credit_limit(self, agent: str, limit: Any, *, idempotency_key: str | None = None,
+                         metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.set_credit_limit(agent, limit), idempotency_key, metadata, dry_run)
 
-    def use_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.use_credit(agent, amount), idempotency_key)
+    def use_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None,
+                   metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.use_credit(agent, amount), idempotency_key, metadata, dry_run)
 
-    def repay_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.repay_credit(agent, amount), idempotency_key)
+    def repay_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None,
+                     metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.repay_credit(agent, amount), idempotency_key, metadata, dry_run)
 
     # --- beyond the seed ------------------------------------------------------------------
 
     def settle_hold(self, buyer: str, seller: str, amount: Any, reference: str, *, fee: Any = "0",
-                    idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.settle_hold(buyer, seller, amount, reference, fee), idempotency_key)
+                    idempotency_key: str | None = None,
+                    metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.settle_hold(buyer, seller, amount, reference, fee), idempotency_key, metadata, dry_run)
 
     def settle_escrow(self, buyer: str, seller: str, seller_amount: Any, reference: str, *,
-                      idempotency_key: str | None = None) -> Transaction:
+                      idempotency_key: str | None = None,
+                      metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
         """Release ``seller_amount`` of the escrow to the seller and refund the rest to the buyer."""
-        return self._one(req.settle_escrow(buyer, seller, seller_amount, reference), idempotency_key)
+        return self._one(req.settle_escrow(buyer, seller, seller_amount, reference), idempotency_key, metadata, dry_run)
 
     def transfer(self, from_agent: str, to_agent: str, amount: Any, reference: str, *,
-                 idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.transfer(from_agent, to_agent, amount, reference), idempotency_key)
+                 idempotency_key: str | None = None,
+                 metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.transfer(from_agent, to_agent, amount, reference), idempotency_key, metadata, dry_run)
 
-    def reverse(self, transaction_id: str, reason: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.reverse(transaction_id, reason), idempotency_key)
+    def reverse(self, transaction_id: str, reason: str, *, idempotency_key: str | None = None,
+                metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.reverse(transaction_id, reason), idempotency_key, metadata, dry_run)
 
     def batch(self, operations: Iterable[Mapping[str, Any] | Operation], *,
-              idempotency_key: str | None = None) -> list[Transaction]:
-        """Run many operations in one database transaction: all of them, or none."""
-        return self.service.execute([req.parse_operation(o) for o in operations], idempotency_key=idempotency_key)
+              idempotency_key: str | None = None, metadata: Metadata = None,
+              dry_run: bool = False) -> list[Transaction] | DryRun:
+        """Run many operations in one database transaction: all of them, or none.
+
+        An item's own ``"metadata"`` is its transaction's; ``metadata`` goes to the items without any.
+        """
+        ops = [req.parse_operation(o) for o in operations]
+        ops = [op if op.client_metadata else req.with_client_metadata(op, metadata) for op in ops]
+        if dry_run:
+            return self.service.dry_run(ops, idempotency_key=idempotency_key)
+        return self.service.execute(ops, idempotency_key=idempotency_key)
 
     def sweep_expired_holds(self, *, now: datetime | None = None) -> list[Transaction]:
         return self.service.sweep_expired_holds(now=now)
@@ -158,18 +191,7 @@ class Ledger:
 
     @staticmethod
     def _balance(address: str, state: Any, updated_at: datetime | None, seq: int) -> Balance:
-        return Balance(
-            agent_addr=address,
-            available=to_decimal(state.available_micros),
-            pending=to_decimal(state.pending_micros),
-            escrowed=to_decimal(state.escrowed_micros),
-            credit_limit=to_decimal(state.credit_limit_micros),
-            credit_used=to_decimal(state.credit_used_micros),
-            total_in=to_decimal(state.total_in_micros),
-            total_out=to_decimal(state.total_out_micros),
-            updated_at=updated_at,
-            as_of_seq=seq,
-        )
+        return Balance.of(state, updated_at, seq)
 
     def get_credit_info(self, agent: str) -> tuple[Decimal, Decimal]:
         balance = self.get_balance(agent)

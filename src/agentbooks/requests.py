@@ -8,6 +8,8 @@ every entry point accepts exactly the same grammar.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -15,6 +17,37 @@ from .domain import operations as ops
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, InvalidTimestamp, LedgerError
 from .domain.money import parse_amount
+
+
+MAX_METADATA_ENTRIES = 16
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_VALUE_LENGTH = 256
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_METADATA_KEY_LENGTH)
+
+
+def check_client_metadata(value: object) -> ops.ClientMetadata:
+    """A caller's own metadata: at most 16 string pairs; keys 1-64 of ``A-Z a-z 0-9 _ -`` (so each
+    exports as a beancount metadata key, ``client-<key>``), values printable, at most 256 characters."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise InvalidArgument("metadata must be an object of string keys and string values", field="metadata")
+    if len(value) > MAX_METADATA_ENTRIES:
+        raise InvalidArgument(f"metadata holds at most {MAX_METADATA_ENTRIES} entries", field="metadata")
+    for key, text in value.items():
+        if not isinstance(key, str) or not _METADATA_KEY.fullmatch(key):
+            raise InvalidArgument(f"a metadata key is 1-{MAX_METADATA_KEY_LENGTH} characters of A-Z, a-z, 0-9, "
+                                  f"'_' and '-'; got {str(key)[:80]!r}", field="metadata")
+        if not isinstance(text, str) or len(text) > MAX_METADATA_VALUE_LENGTH or not text.isprintable():
+            raise InvalidArgument(f"metadata {key!r}: a value is printable text of at most "
+                                  f"{MAX_METADATA_VALUE_LENGTH} characters", field="metadata")
+    return tuple(sorted(value.items()))
+
+
+def with_client_metadata(op: ops.Operation, metadata: object) -> ops.Operation:
+    """``op`` carrying the caller's metadata (validated); unchanged without any."""
+    pairs = check_client_metadata(metadata)
+    return replace(op, client_metadata=pairs) if pairs else op
 
 
 def parse_time(value: object, *, field: str = "at") -> datetime:
@@ -180,9 +213,9 @@ def parse_operation(item: Mapping[str, Any]) -> ops.Operation:
     builder = BUILDERS.get(item["op"])
     if builder is None:
         raise InvalidArgument(f"unknown operation {item['op'][:40]!r}; one of {sorted(BUILDERS)}", field="op")
-    args = {k: v for k, v in item.items() if k != "op"}
+    args = {k: v for k, v in item.items() if k not in ("op", "metadata")}
     try:
-        return builder(**args)
+        return with_client_metadata(builder(**args), item.get("metadata"))
     except LedgerError:
         raise
     except TypeError as exc:  # missing or unexpected field names
