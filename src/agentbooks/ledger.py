@@ -18,7 +18,7 @@ from .requests import check_seq
 from .domain import accounts as acct
 from .domain.addresses import normalize_address
 from .domain.errors import InvalidArgument, NotFound
-from .domain.model import Balance, DryRun, Entry, HoldKind, HoldState, Transaction
+from .domain.model import Balance, DryRun, Entry, HoldKind, HoldState, Transaction, TransactionPage
 from .domain.money import parse_amount, to_decimal
 from .domain.operations import Operation
 from .service import LedgerService, utc_now
@@ -243,6 +243,29 @@ class Ledger:
         if found is None:
             raise NotFound(f"no transaction {transaction_id!r}", transaction_id=transaction_id)
         return found
+
+    def find_transactions(self, *, agent: str | None = None, kind: str | None = None, reference: str | None = None,
+                          tx_hash: str | None = None, from_seq: int | None = None, to_seq: int | None = None,
+                          from_time: datetime | str | None = None, to_time: datetime | str | None = None,
+                          min_amount: Any = None, max_amount: Any = None, meta_key: str | None = None,
+                          meta_value: str | None = None, limit: int = 100,
+                          cursor: int | None = None) -> TransactionPage:
+        """Transactions matching every filter given, in sequence order, a page of at most ``limit``.
+
+        ``agent``: involving it; sequence and time bounds inclusive; amounts as decimal strings;
+        ``meta_key``/``meta_value``: a pair of the callers' metadata. ``cursor`` is the previous
+        page's ``next_cursor`` (a journal sequence): pages neither skip nor repeat while writes go on.
+        """
+        where = req.transaction_filter(
+            agent=agent, kind=kind, reference=reference, tx_hash=tx_hash, from_seq=from_seq, to_seq=to_seq,
+            from_time=from_time, to_time=to_time, min_amount=min_amount, max_amount=max_amount,
+            meta_key=meta_key, meta_value=meta_value)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_LIMIT:
+            raise InvalidArgument(f"limit must be 1..{MAX_HISTORY_LIMIT}", field="limit")
+        after = check_seq(cursor, field="cursor") if cursor is not None else 0
+        found = self.service.read(lambda c: store.find_transactions(c, where, after_seq=after, limit=limit + 1))
+        page = found[:limit]
+        return TransactionPage(page, page[-1].seq if len(found) > limit else None)
 
     def transactions(self, *, after_seq: int = 0, upto_seq: int | None = None, page_size: int = 1000) -> Iterator[Transaction]:
         """Stream the journal in sequence order (exporters and reconciliation read this)."""

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 from .domain import operations as ops
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, InvalidTimestamp, LedgerError
+from .domain.model import Kind, TransactionFilter
 from .domain.money import parse_amount
 
 
@@ -48,6 +49,37 @@ def with_client_metadata(op: ops.Operation, metadata: object) -> ops.Operation:
     """``op`` carrying the caller's metadata (validated); unchanged without any."""
     pairs = check_client_metadata(metadata)
     return replace(op, client_metadata=pairs) if pairs else op
+
+
+def transaction_filter(*, agent: Any = None, kind: Any = None, reference: Any = None, tx_hash: Any = None,
+                       from_seq: Any = None, to_seq: Any = None, from_time: Any = None, to_time: Any = None,
+                       min_amount: Any = None, max_amount: Any = None, meta_key: Any = None,
+                       meta_value: Any = None) -> TransactionFilter:
+    """The transaction listing's filters, validated as the writes validate the same fields."""
+    if kind is not None and kind not in {k.value for k in Kind}:
+        raise InvalidArgument(f"kind must be one of {sorted(k.value for k in Kind)}", field="kind")
+    if meta_key is not None and not _METADATA_KEY.fullmatch(str(meta_key)):
+        raise InvalidArgument("metaKey is a metadata key (1-64 of A-Z a-z 0-9 _ -)", field="meta_key")
+    if meta_value is not None and (meta_key is None or not isinstance(meta_value, str)
+                                   or len(meta_value) > MAX_METADATA_VALUE_LENGTH):
+        raise InvalidArgument("metaValue needs metaKey and is at most 256 characters", field="meta_value")
+
+    def amount(value: Any, field: str) -> int | None:
+        return parse_amount(value, allow_zero=True, field=field) if value is not None else None
+
+    def moment(value: Any, field: str) -> datetime | None:
+        return parse_time(value, field=field) if value is not None else None
+
+    return TransactionFilter(
+        agent=normalize_address(agent, field="agent") if agent is not None else None,
+        kind=kind, reference=check_reference(reference) if reference is not None else None,
+        tx_hash=_hash(tx_hash) if tx_hash is not None else None,
+        from_seq=_int(from_seq, "from_seq") if from_seq is not None else None,
+        to_seq=_int(to_seq, "to_seq") if to_seq is not None else None,
+        from_time=moment(from_time, "from"), to_time=moment(to_time, "to"),
+        min_amount_micros=amount(min_amount, "min_amount"), max_amount_micros=amount(max_amount, "max_amount"),
+        meta_key=meta_key, meta_value=meta_value,
+    )
 
 
 def parse_time(value: object, *, field: str = "at") -> datetime:

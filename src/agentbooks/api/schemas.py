@@ -252,6 +252,12 @@ class DryRunOut(Wire):
     replayed: bool = Field(False, description="the idempotency key already has this answer")
 
 
+class TransactionsOut(Wire):
+    transactions: list[TransactionOut]
+    next_cursor: int | None
+    has_more: bool
+
+
 class JournalOut(Wire):
     transactions: list[TransactionOut]
     next_after_seq: int

@@ -267,6 +267,37 @@ class DryRun:
     replayed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class TransactionFilter:
+    """The transaction listing's filters, all optional and combined with AND (``find_transactions``).
+
+    ``agent``: transactions involving it (its own or as counterparty); the sequence bounds are
+    inclusive; ``from_time``/``to_time`` an inclusive time range; amounts in micro-units;
+    ``meta_key`` (and ``meta_value``) a caller's metadata pair.
+    """
+
+    agent: str | None = None
+    kind: str | None = None
+    reference: str | None = None
+    tx_hash: str | None = None
+    from_seq: int | None = None
+    to_seq: int | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+    min_amount_micros: int | None = None
+    max_amount_micros: int | None = None
+    meta_key: str | None = None
+    meta_value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionPage:
+    """One page of a transaction listing; ``next_cursor`` (a journal sequence) asks for the next, None at the end."""
+
+    transactions: list[Transaction]
+    next_cursor: int | None
+
+
 def draft_of(tx: Transaction) -> TransactionDraft:
     """A recorded transaction's draft: what its operation decided."""
     return TransactionDraft(

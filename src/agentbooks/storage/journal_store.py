@@ -28,6 +28,7 @@ from ..domain.model import (
     Kind,
     Posting,
     Transaction,
+    TransactionFilter,
 )
 from ..domain.operations import HoldKey
 from .tables import (
@@ -40,6 +41,7 @@ from .tables import (
     journal,
     journal_head,
     postings,
+    transaction_metadata,
 )
 
 
@@ -310,6 +312,50 @@ def agent_transactions(conn: Connection, agent: str, *, after_seq: int, upto_seq
         .order_by(agent_entries.c.seq).limit(limit)
     ).scalars())
     return _transactions(conn, journal.c.seq.in_(seqs)) if seqs else []
+
+
+def find_transactions(conn: Connection, where: TransactionFilter, *, after_seq: int, limit: int) -> list[Transaction]:
+    """Up to ``limit`` transactions matching ``where`` with ``seq > after_seq``, in sequence order.
+
+    Each filter has an index in sequence order (agent: ``agent_entries``; metadata:
+    ``transaction_metadata``; kind, reference, amount, tx hash: the journal's), so the database walks
+    the matches from the cursor on and stops after ``limit``; a time range becomes a sequence range
+    (times never run backwards along the chain).
+    """
+    seq = journal.c.seq
+    query = select(seq)
+    conditions = [seq > after_seq]
+    if where.agent is not None:
+        query = query.join(agent_entries, and_(agent_entries.c.seq == seq, agent_entries.c.agent == where.agent))
+    if where.meta_key is not None:
+        on = [transaction_metadata.c.seq == seq, transaction_metadata.c.key == where.meta_key]
+        if where.meta_value is not None:
+            on.append(transaction_metadata.c.value == where.meta_value)
+        query = query.join(transaction_metadata, and_(*on))
+    for column, value in ((journal.c.kind, where.kind), (journal.c.reference, where.reference),
+                          (journal.c.tx_hash, where.tx_hash)):
+        if value is not None:
+            conditions.append(column == value)
+    if where.from_seq is not None:
+        conditions.append(seq >= where.from_seq)
+    if where.to_seq is not None:
+        conditions.append(seq <= where.to_seq)
+    if where.from_time is not None:
+        conditions.append(seq > _last_seq_before(conn, to_us(where.from_time)))
+    if where.to_time is not None:
+        conditions.append(seq <= _last_seq_before(conn, to_us(where.to_time) + 1))
+    if where.min_amount_micros is not None:
+        conditions.append(journal.c.amount_micros >= where.min_amount_micros)
+    if where.max_amount_micros is not None:
+        conditions.append(journal.c.amount_micros <= where.max_amount_micros)
+    seqs = list(conn.execute(query.where(*conditions).order_by(seq).limit(limit)).scalars())
+    return _transactions(conn, seq.in_(seqs)) if seqs else []
+
+
+def _last_seq_before(conn: Connection, at_us: int) -> int:
+    """The last journal sequence recorded before ``at_us`` (0 if none): one step down the time index."""
+    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.occurred_at_us < at_us)).scalar()
+    return int(found or 0)
 
 
 def reversal_of(conn: Connection, seq: int) -> int | None:

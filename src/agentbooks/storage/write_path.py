@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 from ..domain import accounts as acct
 from ..domain.hashing import transaction_hash
 from ..domain.model import AgentFlow, AgentState, HoldEffect, HoldState, Transaction, TransactionDraft
-from ..domain.operations import HoldKey, UniqueKey
+from ..domain.operations import CLIENT_METADATA_KEY, HoldKey, UniqueKey
 from ..domain.errors import InvariantViolation
 from .driver_sql import DriverSql, raw_connection, sql_for, write_tables
 from .journal_store import agent_state_from_row, hold_state_from_row, insert_missing_agents, stripe_for, to_us, from_us
@@ -171,7 +171,7 @@ def record_many(
     first_seq = seq + 1
     at_us = max(to_us(now), at_us)  # times never run backwards along the chain
     occurred_at = from_us(at_us)
-    journal_rows, posting_rows, entry_rows, recorded = [], [], [], []
+    journal_rows, posting_rows, entry_rows, meta_rows, recorded = [], [], [], [], []
     agent_totals: dict[str, list[int]] = {}  # agent -> [in, out, last seq]
     limits: dict[str, int] = {}
     hold_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -192,6 +192,7 @@ def record_many(
             _dump_metadata(draft.metadata, draft.hold_effects), prev_hash, digest,
         ))
         posting_rows += [(seq, i, *row) for i, row in enumerate(rows)]
+        meta_rows += [(seq, key, value) for key, value in draft.metadata.get(CLIENT_METADATA_KEY, {}).items()]
         flows = _merge_flows(draft.flows)
         for f in flows:
             entry_rows.append((f.agent, seq, f.total_in_micros, f.total_out_micros))
@@ -222,6 +223,7 @@ def record_many(
         "journal": journal_rows,
         "postings": posting_rows,
         "agent_entries": entry_rows,
+        "transaction_metadata": meta_rows,
         "agents": [(i, o, last, at_us, limits.get(a), a) for a, (i, o, last) in sorted(agent_totals.items())],
         "holds": [(r["kind"], r["agent"], r["reference"], *(r[f] for f in _HOLD_FIELDS), r["expires_at_us"],
                    r["created_seq"], r["updated_seq"]) for r in inserts],
