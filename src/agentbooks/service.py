@@ -298,6 +298,7 @@ class LedgerService:
             conn, [a for _, _, ops, _ in requests for op in ops for a in op.involved_agents()],
             sorted({k for _, _, ops, _ in requests for op in ops for k in op.hold_keys()}, key=str),
             natural + idems, request_keys=idems)
+        loaded = dict(states)  # as committed: planning projects ``states`` request by request
         now = self.clock()
         drafts: list[TransactionDraft] = []
         spans: dict[int, tuple[int, int]] = {}  # request index -> (first draft, draft count)
@@ -336,7 +337,7 @@ class LedgerService:
             involved.update(a for op in ops for a in op.involved_agents())
         # The call's last write: the commit goes with it (see ``write_path.record_many``).
         recorded = writes.record_many(conn, drafts, now, claims=claims, refusals=refusals, freed_seqs=freed,
-                                      forgotten_agents=created - involved, commit=True)
+                                      forgotten_agents=created - involved, agent_states=loaded, commit=True)
         for i, (base, count) in spans.items():
             answers[i] = recorded[base:base + count]
 

@@ -205,6 +205,11 @@ class AgentState:
     def spendable_micros(self) -> int:
         return self.available_micros + self.credit_headroom_micros
 
+    def amounts(self) -> tuple[int, int, int, int, int, int, int]:
+        """Every amount, in field order (available ... total_out): ``agent_state_history``'s columns."""
+        return (self.available_micros, self.pending_micros, self.escrowed_micros, self.credit_used_micros,
+                self.credit_limit_micros, self.total_in_micros, self.total_out_micros)
+
 
 @dataclass(frozen=True, slots=True)
 class HoldState:

@@ -35,6 +35,7 @@ from .tables import (
     PLATFORM_STRIPES,
     accounts,
     agent_entries,
+    agent_state_history,
     agents,
     balances,
     holds,
@@ -170,7 +171,33 @@ def balance_snapshot(conn: Connection, agent: str) -> tuple[AgentState, datetime
     return state, updated_at, first.head_seq
 
 
+_LAST_STATE = (
+    select(agent_entries.c.seq, journal.c.occurred_at_us,
+           *[agent_state_history.c[name] for name in (
+               "available_micros", "pending_micros", "escrowed_micros", "credit_used_micros", "credit_limit_micros",
+               "total_in_micros", "total_out_micros")])
+    .join(journal, journal.c.seq == agent_entries.c.seq)
+    .outerjoin(agent_state_history, and_(agent_state_history.c.agent == agent_entries.c.agent,
+                                         agent_state_history.c.seq == agent_entries.c.seq))
+    .where(agent_entries.c.agent == bindparam("agent"), agent_entries.c.seq <= bindparam("seq"))
+    .order_by(agent_entries.c.seq.desc())
+    .limit(1)
+)
+
+
 def agent_state_at(conn: Connection, agent: str, seq: int) -> tuple[AgentState, datetime | None]:
+    """The agent's state after journal sequence ``seq``: the state its last transaction up to ``seq``
+    left (``agent_state_history``, one index step), or, for a transaction recorded before that table
+    existed, summed from the journal."""
+    last = conn.execute(_LAST_STATE, {"agent": agent, "seq": seq}).first()
+    if last is None:
+        return AgentState(agent), None
+    if last.available_micros is not None:
+        return AgentState(agent, *last[2:]), from_us(last.occurred_at_us)
+    return summed_agent_state_at(conn, agent, seq)
+
+
+def summed_agent_state_at(conn: Connection, agent: str, seq: int) -> tuple[AgentState, datetime | None]:
     """The agent's state after journal sequence ``seq``, summed from the journal itself."""
     names = {name: bucket for bucket, name in acct.agent_accounts(agent).items()}
     sums: dict[acct.AgentBucket, int] = defaultdict(int)
@@ -353,8 +380,10 @@ def find_transactions(conn: Connection, where: TransactionFilter, *, after_seq: 
 
 
 def _last_seq_before(conn: Connection, at_us: int) -> int:
-    """The last journal sequence recorded before ``at_us`` (0 if none): one step down the time index."""
-    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.occurred_at_us < at_us)).scalar()
+    """The last journal sequence recorded before ``at_us`` (0 if none): one step down the time index
+    (times never run backwards along the chain, so the latest time holds the highest sequence)."""
+    found = conn.execute(select(journal.c.seq).where(journal.c.occurred_at_us < at_us)
+                         .order_by(journal.c.occurred_at_us.desc(), journal.c.seq.desc()).limit(1)).scalar()
     return int(found or 0)
 
 
@@ -381,8 +410,7 @@ def head(conn: Connection) -> tuple[int, str, datetime | None]:
 
 def seq_at(conn: Connection, moment: datetime) -> int:
     """The last journal sequence recorded at or before ``moment`` (0 before the first)."""
-    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.occurred_at_us <= to_us(moment))).scalar()
-    return int(found or 0)
+    return _last_seq_before(conn, to_us(moment) + 1)
 
 
 def account_balance(conn: Connection, account: str, *, as_of_seq: int | None = None) -> int:

@@ -99,6 +99,23 @@ transaction_metadata = Table(
 )
 Index("ix_transaction_metadata_key_seq", transaction_metadata.c.key, transaction_metadata.c.seq)
 
+# Each involved agent's whole state after each transaction (display signs, as ``AgentState``), written
+# with the transaction: a balance as of a past sequence is one index step, whatever the history's length.
+agent_state_history = Table(
+    "agent_state_history",
+    metadata,
+    Column("agent", ADDRESS, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("available_micros", BigInteger, nullable=False),
+    Column("pending_micros", BigInteger, nullable=False),
+    Column("escrowed_micros", BigInteger, nullable=False),
+    Column("credit_used_micros", BigInteger, nullable=False),
+    Column("credit_limit_micros", BigInteger, nullable=False),
+    Column("total_in_micros", BigInteger, nullable=False),
+    Column("total_out_micros", BigInteger, nullable=False),
+    PrimaryKeyConstraint("agent", "seq"),
+)
+
 accounts = Table(
     "accounts",
     metadata,
