@@ -63,6 +63,8 @@ Index("ix_journal_agent_kind_seq", journal.c.agent, journal.c.kind, journal.c.se
 Index("ix_journal_kind_seq", journal.c.kind, journal.c.seq)
 Index("ix_journal_reference_seq", journal.c.reference, journal.c.seq)
 Index("ix_journal_amount_seq", journal.c.amount_micros, journal.c.seq)
+# A moment's journal sequence (``journal_store.seq_at``): the last row at or before it, one index step.
+Index("ix_journal_occurred_at_seq", journal.c.occurred_at_us, journal.c.seq)
 
 postings = Table(
     "postings",

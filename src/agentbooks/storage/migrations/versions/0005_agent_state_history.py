@@ -1,4 +1,5 @@
-"""Each involved agent's state after each transaction, so a past balance is one index step.
+"""Each involved agent's state after each transaction, and the journal by (time, sequence), so a
+balance at a past moment is two index steps.
 
 Rows exist from this migration on; a balance as of a transaction recorded before it is still summed
 from the postings (``journal_store.agent_state_at``).
@@ -27,7 +28,9 @@ def upgrade() -> None:
         *[sa.Column(name, sa.BigInteger, nullable=False) for name in _MONEY],
         sa.PrimaryKeyConstraint("agent", "seq"),
     )
+    op.create_index("ix_journal_occurred_at_seq", "journal", ["occurred_at_us", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_journal_occurred_at_seq", "journal")
     op.drop_table("agent_state_history")
