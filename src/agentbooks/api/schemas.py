@@ -193,11 +193,10 @@ class PostingOut(Wire):
     reference: str | None = None
 
 
-class TransactionOut(Wire):
-    id: str
-    seq: int
+class PlannedOut(Wire):
+    """A transaction a dry run would record (sequence, id, time and hash come only when recording)."""
+
     kind: str
-    occurred_at: str
     agent: str | None
     counterparty: str | None
     amount: str
@@ -208,6 +207,14 @@ class TransactionOut(Wire):
     credit_limit: str | None
     reverses_seq: int | None
     metadata: dict[str, Any]
+
+
+class TransactionOut(PlannedOut):
+    """A recorded transaction: its draft's fields, and its place in the journal and the hash chain."""
+
+    id: str
+    seq: int
+    occurred_at: str
     prev_hash: str
     hash: str
 
@@ -224,22 +231,6 @@ class WithdrawOut(Wire):
 
 class BatchOut(Wire):
     transactions: list[TransactionOut]
-
-
-class PlannedOut(Wire):
-    """A transaction a dry run would record (sequence, id, time and hash come only when recording)."""
-
-    kind: str
-    agent: str | None
-    counterparty: str | None
-    amount: str
-    reference: str | None
-    tx_hash: str | None
-    memo: str | None
-    postings: list[PostingOut]
-    credit_limit: str | None
-    reverses_seq: int | None
-    metadata: dict[str, Any]
 
 
 class DryRunOut(Wire):
