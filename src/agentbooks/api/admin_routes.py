@@ -22,13 +22,14 @@ from .respond import write
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
+WRITE_ERRORS = {**ERRORS, 200: {"model": s.DryRunOut, "description": "dryRun=true: what the call would record"}}
 
 
 def _one(tx: Any) -> s.TransactionEnvelope:
     return s.TransactionEnvelope(transaction=s.transaction_out(tx))
 
 
-@router.post("/deposits", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/deposits", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def record_deposit(body: s.DepositBody, request: Request, ledger: Ledger = Depends(get_ledger),
                    call: WriteCall = Depends(write_call)):
     """Record an on-chain USDC deposit; a repeated (chainId, txHash, logIndex) is 409 duplicate_deposit."""
@@ -37,7 +38,7 @@ def record_deposit(body: s.DepositBody, request: Request, ledger: Ledger = Depen
         **call.options(body)), _one, 201)
 
 
-@router.post("/withdrawals", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/withdrawals", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def record_withdrawal(body: s.AdminWithdrawBody, request: Request, ledger: Ledger = Depends(get_ledger),
                       call: WriteCall = Depends(write_call)):
     """Record a withdrawal already sent on chain (own funds only)."""
@@ -45,7 +46,8 @@ def record_withdrawal(body: s.AdminWithdrawBody, request: Request, ledger: Ledge
                                                               **call.options(body)), _one, 201)
 
 
-@router.post("/holds/{address}/{reference}/confirm", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds/{address}/{reference}/confirm",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def confirm_hold(address: str, reference: str, body: s.ConfirmBody, request: Request,
                  ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """The held transfer went out on chain: the money leaves the platform."""
@@ -53,7 +55,8 @@ def confirm_hold(address: str, reference: str, body: s.ConfirmBody, request: Req
         address, body.amount, reference, tx_hash=body.tx_hash, **call.options(body)), _one)
 
 
-@router.post("/holds/{address}/{reference}/release", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds/{address}/{reference}/release",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def release_hold(address: str, reference: str, body: s.ReleaseBody, request: Request,
                  ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """The held transfer failed: the money returns (credit first)."""
@@ -61,7 +64,8 @@ def release_hold(address: str, reference: str, body: s.ReleaseBody, request: Req
         address, body.amount, reference, reason=body.reason, **call.options(body)), _one)
 
 
-@router.post("/holds/{address}/{reference}/settle", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds/{address}/{reference}/settle",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def settle_hold(address: str, reference: str, body: s.SettleHoldBody, request: Request,
                 ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Pay a seller from the buyer's hold, keeping an optional platform fee."""
@@ -76,14 +80,16 @@ def sweep_expired_holds(request: Request, ledger: Ledger = Depends(get_ledger)):
                  lambda txs: s.BatchOut(transactions=[s.transaction_out(t) for t in txs]))
 
 
-@router.post("/escrows/{address}/{reference}/release", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{address}/{reference}/release",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def release_escrow(address: str, reference: str, body: s.ReleaseEscrowBody, request: Request,
                    ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     return write(request, "release_escrow", lambda: ledger.release_escrow(
         address, body.seller, body.amount, reference, **call.options(body)), _one)
 
 
-@router.post("/escrows/{address}/{reference}/refund", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{address}/{reference}/refund",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def refund_escrow(address: str, reference: str, body: s.AmountBody, request: Request,
                   ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """A dispute went the buyer's way: the escrow returns to it."""
@@ -91,7 +97,8 @@ def refund_escrow(address: str, reference: str, body: s.AmountBody, request: Req
         address, body.amount, reference, **call.options(body)), _one)
 
 
-@router.post("/escrows/{address}/{reference}/settle", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{address}/{reference}/settle",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def settle_escrow(address: str, reference: str, body: s.SettleEscrowBody, request: Request,
                   ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Partial delivery: pay the seller part and refund the buyer the rest."""
@@ -99,7 +106,7 @@ def settle_escrow(address: str, reference: str, body: s.SettleEscrowBody, reques
         address, body.seller, body.seller_amount, reference, **call.options(body)), _one)
 
 
-@router.post("/refunds", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/refunds", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def refund(body: s.RefundBody, request: Request, ledger: Ledger = Depends(get_ledger),
            call: WriteCall = Depends(write_call)):
     """Credit back a failed transfer (once per agent and reference, never more than paid out)."""
@@ -107,7 +114,7 @@ def refund(body: s.RefundBody, request: Request, ledger: Ledger = Depends(get_le
                                                           **call.options(body)), _one, 201)
 
 
-@router.put("/agents/{address}/credit-limit", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.put("/agents/{address}/credit-limit", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def set_credit_limit(address: str, body: s.CreditLimitBody, request: Request, ledger: Ledger = Depends(get_ledger),
                      call: WriteCall = Depends(write_call)):
     return write(request, "set_credit_limit", lambda: ledger.set_credit_limit(address, body.limit,
@@ -115,7 +122,7 @@ def set_credit_limit(address: str, body: s.CreditLimitBody, request: Request, le
 
 
 @router.post("/transactions/{transaction_id}/reverse", status_code=201, response_model=s.TransactionEnvelope,
-             responses=ERRORS)
+             responses=WRITE_ERRORS)
 def reverse(transaction_id: str, body: s.ReverseBody, request: Request, ledger: Ledger = Depends(get_ledger),
             call: WriteCall = Depends(write_call)):
     """Record the exact negation of a transaction (at most once)."""
@@ -130,7 +137,7 @@ def _snake_keys(item: dict[str, Any]) -> dict[str, Any]:
     return {_CAMEL.sub("_", k).lower(): v for k, v in item.items()} if isinstance(item, dict) else item
 
 
-@router.post("/batch", status_code=201, response_model=s.BatchOut, responses=ERRORS)
+@router.post("/batch", status_code=201, response_model=s.BatchOut, responses=WRITE_ERRORS)
 def batch(body: s.BatchBody, request: Request, ledger: Ledger = Depends(get_ledger),
           call: WriteCall = Depends(write_call)):
     """Many operations in one database transaction: all of them, or none."""

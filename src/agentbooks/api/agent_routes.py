@@ -16,6 +16,7 @@ from .respond import write
 
 router = APIRouter(prefix="/v1/agents/{address}", tags=["agents"])
 ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
+WRITE_ERRORS = {**ERRORS, 200: {"model": s.DryRunOut, "description": "dryRun=true: what the call would record"}}
 
 
 @router.get("/balance", response_model=s.BalanceOut, responses=ERRORS)
@@ -51,7 +52,7 @@ def get_open_holds(agent: str = Depends(agent_reader), ledger: Ledger = Depends(
     return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds(agent=agent, limit=limit)])
 
 
-@router.post("/withdraw", status_code=202, response_model=s.WithdrawOut, responses=ERRORS)
+@router.post("/withdraw", status_code=202, response_model=s.WithdrawOut, responses=WRITE_ERRORS)
 def request_withdrawal(body: s.WithdrawBody, request: Request, agent: str = Depends(agent_mover),
                        ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Hold the amount from the agent's own funds (never credit) for an on-chain withdrawal.
@@ -66,7 +67,7 @@ def request_withdrawal(body: s.WithdrawBody, request: Request, agent: str = Depe
                  lambda tx: s.WithdrawOut(hold_ref=tx.reference, transaction=s.transaction_out(tx)), 202)
 
 
-@router.post("/spend", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/spend", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def spend(body: s.SpendBody, request: Request, agent: str = Depends(agent_mover),
           ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Spend through a session key: available first, then the credit line."""
@@ -74,7 +75,7 @@ def spend(body: s.SpendBody, request: Request, agent: str = Depends(agent_mover)
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/holds", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def place_hold(body: s.HoldBody, request: Request, agent: str = Depends(agent_mover),
                ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Hold funds for an in-flight transfer (available first, then credit)."""
@@ -83,7 +84,7 @@ def place_hold(body: s.HoldBody, request: Request, agent: str = Depends(agent_mo
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)), 201)
 
 
-@router.post("/escrows", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def lock_escrow(body: s.EscrowBody, request: Request, agent: str = Depends(agent_mover),
                 ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Lock own funds in escrow for buyer protection."""
@@ -91,7 +92,7 @@ def lock_escrow(body: s.EscrowBody, request: Request, agent: str = Depends(agent
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)), 201)
 
 
-@router.post("/escrows/{reference}/release", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{reference}/release", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def release_escrow(reference: str, body: s.ReleaseEscrowBody, request: Request, agent: str = Depends(agent_mover),
                    ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """The buyer confirms delivery: pay the seller from the escrow."""
@@ -100,7 +101,7 @@ def release_escrow(reference: str, body: s.ReleaseEscrowBody, request: Request, 
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/transfers", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/transfers", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def transfer(body: s.TransferBody, request: Request, agent: str = Depends(agent_mover),
              ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Pay another agent inside the platform."""
@@ -109,14 +110,14 @@ def transfer(body: s.TransferBody, request: Request, agent: str = Depends(agent_
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/credit/use", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/credit/use", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def use_credit(body: s.AmountBody, request: Request, agent: str = Depends(agent_mover),
                ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     return write(request, "use_credit", lambda: ledger.use_credit(agent, body.amount, **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/credit/repay", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/credit/repay", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def repay_credit(body: s.AmountBody, request: Request, agent: str = Depends(agent_mover),
                  ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     return write(request, "repay_credit", lambda: ledger.repay_credit(agent, body.amount, **call.options(body)),
