@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from . import audit
 from . import requests as req
@@ -19,7 +19,7 @@ from .requests import check_seq
 from .domain import accounts as acct
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, NotFound
-from .domain.model import Balance, Entry, HoldKind, HoldState, Transaction
+from .domain.model import Balance, DryRun, Entry, HoldKind, HoldState, Transaction, TransactionPage
 from .domain.money import format_micros, parse_amount, to_decimal
 from .domain.netting import MAX_OBLIGATIONS, Obligation, net_settle
 from .domain.operations import Operation
@@ -28,6 +28,10 @@ from .storage import journal_store as store
 
 MAX_HISTORY_LIMIT = 1000
 DEFAULT_HISTORY_LIMIT = 50  # the original's: a limit <= 0 means this
+# A write's options, the same on every write method: ``idempotency_key``; ``metadata``, the caller's own
+# string pairs (``requests.check_client_metadata``), recorded under ``metadata["client"]`` in the hash
+# chain; ``dry_run=True`` returns the ``DryRun`` the call would record now and writes nothing.
+Metadata = Optional[Mapping[str, str]]
 MAX_OPEN_HOLDS = 1_000_000
 
 
@@ -59,86 +63,119 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _one(self, op: Operation, idempotency_key: str | None) -> Transaction:
-        return self.service.execute([op], idempotency_key=idempotency_key)[0]
+    def _one(self, op: Operation, idempotency_key: str | None, metadata: Metadata,
+             dry_run: bool) -> Transaction | DryRun:
+        ops = [req.with_client_metadata(op, metadata)]
+        if dry_run:
+            return self.service.dry_run(ops, idempotency_key=idempotency_key)
+        return self.service.execute(ops, idempotency_key=idempotency_key)[0]
 
     # --- the seed's operations -------------------------------------------------------
 
     def deposit(self, agent: str, amount: Any, tx_hash: str, *, chain_id: int = 0, log_index: int = 0,
-                idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.deposit(agent, amount, tx_hash, chain_id, log_index), idempotency_key)
+                idempotency_key: str | None = None,
+                metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.deposit(agent, amount, tx_hash, chain_id, log_index), idempotency_key, metadata, dry_run)
 
-    def withdraw(self, agent: str, amount: Any, tx_hash: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.withdraw(agent, amount, tx_hash), idempotency_key)
+    def withdraw(self, agent: str, amount: Any, tx_hash: str, *, idempotency_key: str | None = None,
+                 metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.withdraw(agent, amount, tx_hash), idempotency_key, metadata, dry_run)
 
-    def spend(self, agent: str, amount: Any, session_key_id: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.spend(agent, amount, session_key_id), idempotency_key)
+    def spend(self, agent: str, amount: Any, session_key_id: str, *, idempotency_key: str | None = None,
+              metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.spend(agent, amount, session_key_id), idempotency_key, metadata, dry_run)
 
     def hold(self, agent: str, amount: Any, reference: str, *, expires_at: datetime | str | None = None,
-             allow_credit: bool = True, idempotency_key: str | None = None) -> Transaction:
+             allow_credit: bool = True, idempotency_key: str | None = None,
+             metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
         """Move funds to Pending for an in-flight transfer; ``allow_credit=False`` holds own funds only."""
-        return self._one(req.hold(agent, amount, reference, expires_at, allow_credit), idempotency_key)
+        return self._one(req.hold(agent, amount, reference, expires_at, allow_credit), idempotency_key, metadata, dry_run)
 
     def confirm_hold(self, agent: str, amount: Any, reference: str, *, tx_hash: str | None = None,
-                     idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.confirm_hold(agent, amount, reference, tx_hash), idempotency_key)
+                     idempotency_key: str | None = None,
+                     metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.confirm_hold(agent, amount, reference, tx_hash), idempotency_key, metadata, dry_run)
 
     def release_hold(self, agent: str, amount: Any, reference: str, *, reason: str | None = None,
-                     idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.release_hold(agent, amount, reference, reason), idempotency_key)
+                     idempotency_key: str | None = None,
+                     metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.release_hold(agent, amount, reference, reason), idempotency_key, metadata, dry_run)
 
-    def escrow_lock(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.escrow_lock(agent, amount, reference), idempotency_key)
+    def escrow_lock(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None,
+                    metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.escrow_lock(agent, amount, reference), idempotency_key, metadata, dry_run)
 
     def release_escrow(self, buyer: str, seller: str, amount: Any, reference: str, *,
-                       idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.release_escrow(buyer, seller, amount, reference), idempotency_key)
+                       idempotency_key: str | None = None,
+                       metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.release_escrow(buyer, seller, amount, reference), idempotency_key, metadata, dry_run)
 
-    def refund_escrow(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.refund_escrow(agent, amount, reference), idempotency_key)
+    def refund_escrow(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None,
+                      metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.refund_escrow(agent, amount, reference), idempotency_key, metadata, dry_run)
 
-    def refund(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.refund(agent, amount, reference), idempotency_key)
+    def refund(self, agent: str, amount: Any, reference: str, *, idempotency_key: str | None = None,
+               metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.refund(agent, amount, reference), idempotency_key, metadata, dry_run)
 
-    def set_credit_limit(self, agent: str, limit: Any, *, idempotency_key: str | None = None) -> Transaction:
+    def set_credit_limit(self, agent: str, limit: Any, *, idempotency_key: str | None = None,
+                         metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
         """Set the credit limit (a journal event), also recorded as an administrative action."""
         op = req.set_credit_limit(agent, limit)
+        if dry_run:  # nothing happens, so nothing is audited
+            return self._one(op, idempotency_key, metadata, dry_run)
         return audit.audited(self.service, audit.CREDIT_LIMIT_SET, op.agent, {"limit": format_micros(op.limit_micros)},
-                             lambda: self._one(op, idempotency_key))
+                             lambda: self._one(op, idempotency_key, metadata, False))
 
-    def use_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.use_credit(agent, amount), idempotency_key)
+    def use_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None,
+                   metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.use_credit(agent, amount), idempotency_key, metadata, dry_run)
 
-    def repay_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.repay_credit(agent, amount), idempotency_key)
+    def repay_credit(self, agent: str, amount: Any, *, idempotency_key: str | None = None,
+                     metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.repay_credit(agent, amount), idempotency_key, metadata, dry_run)
 
     # --- beyond the seed ------------------------------------------------------------------
 
     def settle_hold(self, buyer: str, seller: str, amount: Any, reference: str, *, fee: Any = "0",
-                    idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.settle_hold(buyer, seller, amount, reference, fee), idempotency_key)
+                    idempotency_key: str | None = None,
+                    metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.settle_hold(buyer, seller, amount, reference, fee), idempotency_key, metadata, dry_run)
 
     def settle_escrow(self, buyer: str, seller: str, seller_amount: Any, reference: str, *,
-                      idempotency_key: str | None = None) -> Transaction:
+                      idempotency_key: str | None = None,
+                      metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
         """Release ``seller_amount`` of the escrow to the seller and refund the rest to the buyer."""
-        return self._one(req.settle_escrow(buyer, seller, seller_amount, reference), idempotency_key)
+        return self._one(req.settle_escrow(buyer, seller, seller_amount, reference), idempotency_key, metadata, dry_run)
 
     def transfer(self, from_agent: str, to_agent: str, amount: Any, reference: str, *,
-                 idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.transfer(from_agent, to_agent, amount, reference), idempotency_key)
+                 idempotency_key: str | None = None,
+                 metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
+        return self._one(req.transfer(from_agent, to_agent, amount, reference), idempotency_key, metadata, dry_run)
 
-    def reverse(self, transaction_id: str, reason: str, *, idempotency_key: str | None = None) -> Transaction:
+    def reverse(self, transaction_id: str, reason: str, *, idempotency_key: str | None = None,
+                metadata: Metadata = None, dry_run: bool = False) -> Transaction | DryRun:
         """Record the negation of a transaction; the request (refused or not) is an administrative action."""
         op = req.reverse(transaction_id, reason)
+        if dry_run:  # nothing happens, so nothing is audited
+            return self._one(op, idempotency_key, metadata, dry_run)
         original = self.service.read(lambda c: store.transaction_by_id(c, op.transaction_id))
         return audit.audited(self.service, audit.REVERSAL_REQUESTED, original.agent if original else None,
                              {"transaction_id": op.transaction_id, "reason": op.reason},
-                             lambda: self._one(op, idempotency_key))
+                             lambda: self._one(op, idempotency_key, metadata, False))
 
     def batch(self, operations: Iterable[Mapping[str, Any] | Operation], *,
-              idempotency_key: str | None = None) -> list[Transaction]:
-        """Run many operations in one database transaction: all of them, or none."""
-        return self.service.execute([req.parse_operation(o) for o in operations], idempotency_key=idempotency_key)
+              idempotency_key: str | None = None, metadata: Metadata = None,
+              dry_run: bool = False) -> list[Transaction] | DryRun:
+        """Run many operations in one database transaction: all of them, or none.
+
+        An item's own ``"metadata"`` is its transaction's; ``metadata`` goes to the items without any.
+        """
+        ops = [req.parse_operation(o) for o in operations]
+        ops = [op if op.client_metadata else req.with_client_metadata(op, metadata) for op in ops]
+        if dry_run:
+            return self.service.dry_run(ops, idempotency_key=idempotency_key)
+        return self.service.execute(ops, idempotency_key=idempotency_key)
 
     def net_settle(self, obligations: Iterable[Any], reference: str, *,
                    idempotency_key: str | None = None) -> list[Transaction]:
@@ -194,18 +231,7 @@ class Ledger:
 
     @staticmethod
     def _balance(address: str, state: Any, updated_at: datetime | None, seq: int) -> Balance:
-        return Balance(
-            agent_addr=address,
-            available=to_decimal(state.available_micros),
-            pending=to_decimal(state.pending_micros),
-            escrowed=to_decimal(state.escrowed_micros),
-            credit_limit=to_decimal(state.credit_limit_micros),
-            credit_used=to_decimal(state.credit_used_micros),
-            total_in=to_decimal(state.total_in_micros),
-            total_out=to_decimal(state.total_out_micros),
-            updated_at=updated_at,
-            as_of_seq=seq,
-        )
+        return Balance.of(state, updated_at, seq)
 
     def get_credit_info(self, agent: str) -> tuple[Decimal, Decimal]:
         balance = self.get_balance(agent)
@@ -264,6 +290,29 @@ class Ledger:
         if found is None:
             raise NotFound(f"no transaction {transaction_id!r}", transaction_id=transaction_id)
         return found
+
+    def find_transactions(self, *, agent: str | None = None, kind: str | None = None, reference: str | None = None,
+                          tx_hash: str | None = None, from_seq: int | None = None, to_seq: int | None = None,
+                          from_time: datetime | str | None = None, to_time: datetime | str | None = None,
+                          min_amount: Any = None, max_amount: Any = None, meta_key: str | None = None,
+                          meta_value: str | None = None, limit: int = 100,
+                          cursor: int | None = None) -> TransactionPage:
+        """Transactions matching every filter given, in sequence order, a page of at most ``limit``.
+
+        ``agent``: involving it; sequence and time bounds inclusive; amounts as decimal strings;
+        ``meta_key``/``meta_value``: a pair of the callers' metadata. ``cursor`` is the previous
+        page's ``next_cursor`` (a journal sequence): pages neither skip nor repeat while writes go on.
+        """
+        where = req.transaction_filter(
+            agent=agent, kind=kind, reference=reference, tx_hash=tx_hash, from_seq=from_seq, to_seq=to_seq,
+            from_time=from_time, to_time=to_time, min_amount=min_amount, max_amount=max_amount,
+            meta_key=meta_key, meta_value=meta_value)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY_LIMIT:
+            raise InvalidArgument(f"limit must be 1..{MAX_HISTORY_LIMIT}", field="limit")
+        after = check_seq(cursor, field="cursor") if cursor is not None else 0
+        found = self.service.read(lambda c: store.find_transactions(c, where, after_seq=after, limit=limit + 1))
+        page = found[:limit]
+        return TransactionPage(page, page[-1].seq if len(found) > limit else None)
 
     def transactions(self, *, after_seq: int = 0, upto_seq: int | None = None, page_size: int = 1000) -> Iterator[Transaction]:
         """Stream the journal in sequence order (exporters and reconciliation read this)."""

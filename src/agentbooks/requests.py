@@ -8,14 +8,79 @@ every entry point accepts exactly the same grammar.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from .domain import operations as ops
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, InvalidTimestamp, LedgerError
+from .domain.model import Kind, TransactionFilter
 from .domain.money import parse_amount
 from .domain.netting import Obligation
+
+
+MAX_METADATA_ENTRIES = 16
+MAX_METADATA_KEY_LENGTH = 64
+MAX_METADATA_VALUE_LENGTH = 256
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_METADATA_KEY_LENGTH)
+
+
+def check_client_metadata(value: object) -> ops.ClientMetadata:
+    """A caller's own metadata: at most 16 string pairs; keys 1-64 of ``A-Z a-z 0-9 _ -`` (so each
+    exports as a beancount metadata key, ``client-<key>``), values printable, at most 256 characters."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise InvalidArgument("metadata must be an object of string keys and string values", field="metadata")
+    if len(value) > MAX_METADATA_ENTRIES:
+        raise InvalidArgument(f"metadata holds at most {MAX_METADATA_ENTRIES} entries", field="metadata")
+    for key, text in value.items():
+        if not isinstance(key, str) or not _METADATA_KEY.fullmatch(key):
+            raise InvalidArgument(f"a metadata key is 1-{MAX_METADATA_KEY_LENGTH} characters of A-Z, a-z, 0-9, "
+                                  f"'_' and '-'; got {str(key)[:80]!r}", field="metadata")
+        if not isinstance(text, str) or len(text) > MAX_METADATA_VALUE_LENGTH or not text.isprintable():
+            raise InvalidArgument(f"metadata {key!r}: a value is printable text of at most "
+                                  f"{MAX_METADATA_VALUE_LENGTH} characters", field="metadata")
+    return tuple(sorted(value.items()))
+
+
+def with_client_metadata(op: ops.Operation, metadata: object) -> ops.Operation:
+    """``op`` carrying the caller's metadata (validated); unchanged without any."""
+    pairs = check_client_metadata(metadata)
+    return replace(op, client_metadata=pairs) if pairs else op
+
+
+def transaction_filter(*, agent: Any = None, kind: Any = None, reference: Any = None, tx_hash: Any = None,
+                       from_seq: Any = None, to_seq: Any = None, from_time: Any = None, to_time: Any = None,
+                       min_amount: Any = None, max_amount: Any = None, meta_key: Any = None,
+                       meta_value: Any = None) -> TransactionFilter:
+    """The transaction listing's filters, validated as the writes validate the same fields."""
+    if kind is not None and kind not in {k.value for k in Kind}:
+        raise InvalidArgument(f"kind must be one of {sorted(k.value for k in Kind)}", field="kind")
+    if meta_key is not None and not _METADATA_KEY.fullmatch(str(meta_key)):
+        raise InvalidArgument("metaKey is a metadata key (1-64 of A-Z a-z 0-9 _ -)", field="meta_key")
+    if meta_value is not None and (meta_key is None or not isinstance(meta_value, str)
+                                   or len(meta_value) > MAX_METADATA_VALUE_LENGTH):
+        raise InvalidArgument("metaValue needs metaKey and is at most 256 characters", field="meta_value")
+
+    def amount(value: Any, field: str) -> int | None:
+        return parse_amount(value, allow_zero=True, field=field) if value is not None else None
+
+    def moment(value: Any, field: str) -> datetime | None:
+        return parse_time(value, field=field) if value is not None else None
+
+    return TransactionFilter(
+        agent=normalize_address(agent, field="agent") if agent is not None else None,
+        kind=kind, reference=check_reference(reference) if reference is not None else None,
+        tx_hash=_hash(tx_hash) if tx_hash is not None else None,
+        from_seq=_int(from_seq, "from_seq") if from_seq is not None else None,
+        to_seq=_int(to_seq, "to_seq") if to_seq is not None else None,
+        from_time=moment(from_time, "from"), to_time=moment(to_time, "to"),
+        min_amount_micros=amount(min_amount, "min_amount"), max_amount_micros=amount(max_amount, "max_amount"),
+        meta_key=meta_key, meta_value=meta_value,
+    )
 
 
 def parse_time(value: object, *, field: str = "at") -> datetime:
@@ -196,9 +261,9 @@ def parse_operation(item: Mapping[str, Any]) -> ops.Operation:
     builder = BUILDERS.get(item["op"])
     if builder is None:
         raise InvalidArgument(f"unknown operation {item['op'][:40]!r}; one of {sorted(BUILDERS)}", field="op")
-    args = {k: v for k, v in item.items() if k != "op"}
+    args = {k: v for k, v in item.items() if k not in ("op", "metadata")}
     try:
-        return builder(**args)
+        return with_client_metadata(builder(**args), item.get("metadata"))
     except LedgerError:
         raise
     except TypeError as exc:  # missing or unexpected field names

@@ -32,7 +32,8 @@ from .domain.errors import (
     NotFound,
     UnknownHold,
 )
-from .domain.model import AgentState, HoldKind, HoldState, Transaction, TransactionDraft
+from .domain.model import (AgentState, Balance, DryRun, HoldKind, HoldState, Transaction, TransactionDraft,
+                           draft_of)
 from .domain.operations import (
     Operation,
     PlanContext,
@@ -164,6 +165,18 @@ class LedgerService:
         inside the hash chain. They are not part of the request's fingerprint: a retry of the
         same request carries another request id.
         """
+        request = self._request(ops, idempotency_key, annotations)
+        idem = request.idem
+        if idem is not None:  # a replay needs no lock and no group: look first
+            replay = self.read(lambda c: self._answer_of(c, writes.find_used(c, [idem]), request))
+            if replay is not None:
+                return replay
+        return self._committer.submit(request, operations=len(ops),
+                                      exclusive_key=(idem.scope, idem.key) if idem is not None else None)
+
+    @staticmethod
+    def _request(ops: Sequence[Operation], idempotency_key: str | None,
+                 annotations: Mapping[str, Any] | None) -> WriteRequest:
         if not ops:
             raise InvalidArgument("a batch needs at least one operation")
         if len(ops) > MAX_BATCH_OPERATIONS:
@@ -173,14 +186,39 @@ class LedgerService:
             idem = UniqueKey("idempotency", check_idempotency_key(idempotency_key), IdempotencyConflict)
         # The request's fingerprint is compared on an idempotent retry; without a key nobody reads it.
         # The caller's context is read here, on its own thread: the commit runs on another.
-        request = WriteRequest(tuple(ops), idem, fingerprint(ops) if idem is not None else None,
-                               {**call_context.current().annotations(), **(annotations or {})})
-        if idem is not None:  # a replay needs no lock and no group: look first
-            replay = self.read(lambda c: self._answer_of(c, writes.find_used(c, [idem]), request))
-            if replay is not None:
-                return replay
-        return self._committer.submit(request, operations=len(ops),
-                                      exclusive_key=(idem.scope, idem.key) if idem is not None else None)
+        return WriteRequest(tuple(ops), idem, fingerprint(ops) if idem is not None else None,
+                            {**call_context.current().annotations(), **(annotations or {})})
+
+    def dry_run(self, ops: Sequence[Operation], *, idempotency_key: str | None = None,
+                annotations: Mapping[str, Any] | None = None) -> DryRun:
+        """What ``execute`` would answer now, planned by the same code (``_plan_request``), in one read.
+
+        Nothing is written, locked or claimed: the state is read in one snapshot without locks, so a
+        concurrent write may change the answer of the real call. A refusal raises the error the call
+        would raise; a key with an answer already gives that answer (``replayed``).
+        """
+        request = self._request(ops, idempotency_key, annotations)
+
+        def plan(conn: Connection) -> DryRun:
+            head_seq = store.head(conn)[0]
+            if request.idem is not None:
+                replay = self._answer_of(conn, writes.find_used(conn, [request.idem]), request)
+                if replay is not None:
+                    agents = sorted({f.agent for t in replay for f in t.flows})
+                    states = store.read_agents(conn, agents) if agents else {}
+                    return DryRun(tuple(draft_of(t) for t in replay),
+                                  {a: Balance.of(states[a], None, head_seq) for a in agents}, head_seq, replayed=True)
+            resolved, originals = self._resolve_reversals(conn, request.ops)
+            agents = sorted({a for op in resolved for a in op.involved_agents()})
+            hold_keys = sorted({k for op in resolved for k in op.hold_keys()}, key=str)
+            natural = [k for op in resolved if (k := op.unique_key()) is not None]
+            states = store.read_agents(conn, agents) if agents else {}
+            hold_states = store.read_holds(conn, hold_keys)
+            used = writes.find_used(conn, natural) if natural else {}
+            drafts, _ = self._plan_request(request, resolved, originals, self.clock(), states, hold_states, used, set())
+            return DryRun(tuple(drafts), {a: Balance.of(states[a], None, head_seq) for a in agents}, head_seq)
+
+        return self.read(plan)
 
     # --- the group commit ----------------------------------------------------------
 
@@ -262,6 +300,7 @@ class LedgerService:
             conn, [a for _, _, ops, _ in requests for op in ops for a in op.involved_agents()],
             sorted({k for _, _, ops, _ in requests for op in ops for k in op.hold_keys()}, key=str),
             natural + idems, request_keys=idems)
+        loaded = dict(states)  # as committed: planning projects ``states`` request by request
         now = self.clock()
         drafts: list[TransactionDraft] = []
         spans: dict[int, tuple[int, int]] = {}  # request index -> (first draft, draft count)
@@ -300,7 +339,7 @@ class LedgerService:
             involved.update(a for op in ops for a in op.involved_agents())
         # The call's last write: the commit goes with it (see ``write_path.record_many``).
         recorded = writes.record_many(conn, drafts, now, claims=claims, refusals=refusals, freed_seqs=freed,
-                                      forgotten_agents=created - involved, commit=True)
+                                      forgotten_agents=created - involved, agent_states=loaded, commit=True)
         for i, (base, count) in spans.items():
             answers[i] = recorded[base:base + count]
 
@@ -316,7 +355,7 @@ class LedgerService:
             planned = []
             for op in ops:
                 original = originals.get(op.original_seq) if isinstance(op, Reverse) else None
-                draft = op.plan(PlanContext(now=now, agents=states, holds=hold_states, original=original))
+                draft = op.planned(PlanContext(now=now, agents=states, holds=hold_states, original=original))
                 self._check_and_project(draft, states, hold_states)
                 planned.append(annotate(draft, request.annotations))
             return planned, keys

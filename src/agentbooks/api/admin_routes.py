@@ -18,56 +18,60 @@ from ..reconcile.transfers import parse_transfer
 from ..ledger import Ledger, plan_net_settlement
 from ..verify.per_agent import MAX_AGENTS, per_agent
 from . import schemas as s
-from .deps import get_ledger, idempotency_key, require_admin
+from .deps import WriteCall, get_ledger, idempotency_key, require_admin, write_call
 from .respond import as_caller, write
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
+WRITE_ERRORS = {**ERRORS, 200: {"model": s.DryRunOut, "description": "dryRun=true: what the call would record"}}
 
 
 def _one(tx: Any) -> s.TransactionEnvelope:
     return s.TransactionEnvelope(transaction=s.transaction_out(tx))
 
 
-@router.post("/deposits", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/deposits", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def record_deposit(body: s.DepositBody, request: Request, ledger: Ledger = Depends(get_ledger),
-                   idem: str | None = Depends(idempotency_key)):
+                   call: WriteCall = Depends(write_call)):
     """Record an on-chain USDC deposit; a repeated (chainId, txHash, logIndex) is 409 duplicate_deposit."""
     return write(request, "deposit", lambda: ledger.deposit(
         body.agent_address, body.amount, body.tx_hash, chain_id=body.chain_id, log_index=body.log_index,
-        idempotency_key=idem), _one, 201)
+        **call.options(body)), _one, 201)
 
 
-@router.post("/withdrawals", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/withdrawals", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def record_withdrawal(body: s.AdminWithdrawBody, request: Request, ledger: Ledger = Depends(get_ledger),
-                      idem: str | None = Depends(idempotency_key)):
+                      call: WriteCall = Depends(write_call)):
     """Record a withdrawal already sent on chain (own funds only)."""
     return write(request, "withdraw", lambda: ledger.withdraw(body.agent_address, body.amount, body.tx_hash,
-                                                              idempotency_key=idem), _one, 201)
+                                                              **call.options(body)), _one, 201)
 
 
-@router.post("/holds/{address}/{reference}/confirm", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds/{address}/{reference}/confirm",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def confirm_hold(address: str, reference: str, body: s.ConfirmBody, request: Request,
-                 ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                 ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """The held transfer went out on chain: the money leaves the platform."""
     return write(request, "confirm_hold", lambda: ledger.confirm_hold(
-        address, body.amount, reference, tx_hash=body.tx_hash, idempotency_key=idem), _one)
+        address, body.amount, reference, tx_hash=body.tx_hash, **call.options(body)), _one)
 
 
-@router.post("/holds/{address}/{reference}/release", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds/{address}/{reference}/release",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def release_hold(address: str, reference: str, body: s.ReleaseBody, request: Request,
-                 ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                 ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """The held transfer failed: the money returns (credit first)."""
     return write(request, "release_hold", lambda: ledger.release_hold(
-        address, body.amount, reference, reason=body.reason, idempotency_key=idem), _one)
+        address, body.amount, reference, reason=body.reason, **call.options(body)), _one)
 
 
-@router.post("/holds/{address}/{reference}/settle", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds/{address}/{reference}/settle",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def settle_hold(address: str, reference: str, body: s.SettleHoldBody, request: Request,
-                ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Pay a seller from the buyer's hold, keeping an optional platform fee."""
     return write(request, "settle_hold", lambda: ledger.settle_hold(
-        address, body.seller, body.amount, reference, fee=body.fee, idempotency_key=idem), _one)
+        address, body.seller, body.amount, reference, fee=body.fee, **call.options(body)), _one)
 
 
 @router.post("/holds/sweep", response_model=s.BatchOut, responses=ERRORS)
@@ -77,50 +81,53 @@ def sweep_expired_holds(request: Request, ledger: Ledger = Depends(get_ledger)):
                  lambda txs: s.BatchOut(transactions=[s.transaction_out(t) for t in txs]))
 
 
-@router.post("/escrows/{address}/{reference}/release", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{address}/{reference}/release",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def release_escrow(address: str, reference: str, body: s.ReleaseEscrowBody, request: Request,
-                   ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                   ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     return write(request, "release_escrow", lambda: ledger.release_escrow(
-        address, body.seller, body.amount, reference, idempotency_key=idem), _one)
+        address, body.seller, body.amount, reference, **call.options(body)), _one)
 
 
-@router.post("/escrows/{address}/{reference}/refund", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{address}/{reference}/refund",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def refund_escrow(address: str, reference: str, body: s.AmountBody, request: Request,
-                  ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                  ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """A dispute went the buyer's way: the escrow returns to it."""
     return write(request, "refund_escrow", lambda: ledger.refund_escrow(
-        address, body.amount, reference, idempotency_key=idem), _one)
+        address, body.amount, reference, **call.options(body)), _one)
 
 
-@router.post("/escrows/{address}/{reference}/settle", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{address}/{reference}/settle",
+             response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def settle_escrow(address: str, reference: str, body: s.SettleEscrowBody, request: Request,
-                  ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                  ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Partial delivery: pay the seller part and refund the buyer the rest."""
     return write(request, "settle_escrow", lambda: ledger.settle_escrow(
-        address, body.seller, body.seller_amount, reference, idempotency_key=idem), _one)
+        address, body.seller, body.seller_amount, reference, **call.options(body)), _one)
 
 
-@router.post("/refunds", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/refunds", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def refund(body: s.RefundBody, request: Request, ledger: Ledger = Depends(get_ledger),
-           idem: str | None = Depends(idempotency_key)):
+           call: WriteCall = Depends(write_call)):
     """Credit back a failed transfer (once per agent and reference, never more than paid out)."""
     return write(request, "refund", lambda: ledger.refund(body.agent_address, body.amount, body.reference,
-                                                          idempotency_key=idem), _one, 201)
+                                                          **call.options(body)), _one, 201)
 
 
-@router.put("/agents/{address}/credit-limit", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.put("/agents/{address}/credit-limit", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def set_credit_limit(address: str, body: s.CreditLimitBody, request: Request, ledger: Ledger = Depends(get_ledger),
-                     idem: str | None = Depends(idempotency_key)):
+                     call: WriteCall = Depends(write_call)):
     return write(request, "set_credit_limit", lambda: ledger.set_credit_limit(address, body.limit,
-                                                                              idempotency_key=idem), _one)
+                                                                              **call.options(body)), _one)
 
 
 @router.post("/transactions/{transaction_id}/reverse", status_code=201, response_model=s.TransactionEnvelope,
-             responses=ERRORS)
+             responses=WRITE_ERRORS)
 def reverse(transaction_id: str, body: s.ReverseBody, request: Request, ledger: Ledger = Depends(get_ledger),
-            idem: str | None = Depends(idempotency_key)):
+            call: WriteCall = Depends(write_call)):
     """Record the exact negation of a transaction (at most once)."""
-    return write(request, "reversal", lambda: ledger.reverse(transaction_id, body.reason, idempotency_key=idem),
+    return write(request, "reversal", lambda: ledger.reverse(transaction_id, body.reason, **call.options(body)),
                  _one, 201)
 
 
@@ -131,12 +138,12 @@ def _snake_keys(item: dict[str, Any]) -> dict[str, Any]:
     return {_CAMEL.sub("_", k).lower(): v for k, v in item.items()} if isinstance(item, dict) else item
 
 
-@router.post("/batch", status_code=201, response_model=s.BatchOut, responses=ERRORS)
+@router.post("/batch", status_code=201, response_model=s.BatchOut, responses=WRITE_ERRORS)
 def batch(body: s.BatchBody, request: Request, ledger: Ledger = Depends(get_ledger),
-          idem: str | None = Depends(idempotency_key)):
+          call: WriteCall = Depends(write_call)):
     """Many operations in one database transaction: all of them, or none."""
     return write(request, "batch", lambda: ledger.batch([_snake_keys(o) for o in body.operations],
-                                                        idempotency_key=idem),
+                                                        **call.options(body)),
                  lambda txs: s.BatchOut(transactions=[s.transaction_out(t) for t in txs]), 201)
 
 

@@ -11,11 +11,12 @@ from ..domain.money import to_decimal
 from ..requests import parse_time
 from ..ledger import DEFAULT_HISTORY_LIMIT, Ledger
 from . import schemas as s
-from .deps import MAX_SEQ, agent_mover, agent_reader, get_ledger, idempotency_key
+from .deps import MAX_SEQ, agent_mover, agent_reader, WriteCall, get_ledger, write_call
 from .respond import write
 
 router = APIRouter(prefix="/v1/agents/{address}", tags=["agents"])
 ERRORS = {code: {"model": s.ErrorOut} for code in (400, 401, 403, 404, 409, 422)}
+WRITE_ERRORS = {**ERRORS, 200: {"model": s.DryRunOut, "description": "dryRun=true: what the call would record"}}
 
 
 @router.get("/balance", response_model=s.BalanceOut, responses=ERRORS)
@@ -54,72 +55,73 @@ def get_open_holds(agent: str = Depends(agent_reader), ledger: Ledger = Depends(
     return s.HoldsOut(holds=[s.hold_out(h) for h in ledger.open_holds(agent=agent, limit=limit)])
 
 
-@router.post("/withdraw", status_code=202, response_model=s.WithdrawOut, responses=ERRORS)
+@router.post("/withdraw", status_code=202, response_model=s.WithdrawOut, responses=WRITE_ERRORS)
 def request_withdrawal(body: s.WithdrawBody, request: Request, agent: str = Depends(agent_mover),
-                       ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                       ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Hold the amount from the agent's own funds (never credit) for an on-chain withdrawal.
 
     The platform confirms the hold (money left on chain) or releases it through the admin routes.
     """
     # A retry with the same Idempotency-Key must name the same hold to replay.
+    idem = call.idempotency_key
     hold_ref = "withdraw-" + (hashlib.sha256(idem.encode()).hexdigest()[:16] if idem else secrets.token_hex(8))
     return write(request, "withdraw_request",
-                 lambda: ledger.hold(agent, body.amount, hold_ref, allow_credit=False, idempotency_key=idem),
+                 lambda: ledger.hold(agent, body.amount, hold_ref, allow_credit=False, **call.options(body)),
                  lambda tx: s.WithdrawOut(hold_ref=tx.reference, transaction=s.transaction_out(tx)), 202)
 
 
-@router.post("/spend", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/spend", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def spend(body: s.SpendBody, request: Request, agent: str = Depends(agent_mover),
-          ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+          ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Spend through a session key: available first, then the credit line."""
-    return write(request, "spend", lambda: ledger.spend(agent, body.amount, body.session_key_id, idempotency_key=idem),
+    return write(request, "spend", lambda: ledger.spend(agent, body.amount, body.session_key_id, **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/holds", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/holds", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def place_hold(body: s.HoldBody, request: Request, agent: str = Depends(agent_mover),
-               ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+               ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Hold funds for an in-flight transfer (available first, then credit)."""
     return write(request, "hold", lambda: ledger.hold(agent, body.amount, body.reference, expires_at=body.expires_at,
-                                                      idempotency_key=idem),
+                                                      **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)), 201)
 
 
-@router.post("/escrows", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def lock_escrow(body: s.EscrowBody, request: Request, agent: str = Depends(agent_mover),
-                ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Lock own funds in escrow for buyer protection."""
-    return write(request, "escrow_lock", lambda: ledger.escrow_lock(agent, body.amount, body.reference, idempotency_key=idem),
+    return write(request, "escrow_lock", lambda: ledger.escrow_lock(agent, body.amount, body.reference, **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)), 201)
 
 
-@router.post("/escrows/{reference}/release", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/escrows/{reference}/release", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def release_escrow(reference: str, body: s.ReleaseEscrowBody, request: Request, agent: str = Depends(agent_mover),
-                   ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+                   ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """The buyer confirms delivery: pay the seller from the escrow."""
     return write(request, "release_escrow",
-                 lambda: ledger.release_escrow(agent, body.seller, body.amount, reference, idempotency_key=idem),
+                 lambda: ledger.release_escrow(agent, body.seller, body.amount, reference, **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/transfers", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/transfers", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def transfer(body: s.TransferBody, request: Request, agent: str = Depends(agent_mover),
-             ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+             ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """Pay another agent inside the platform."""
     return write(request, "transfer",
-                 lambda: ledger.transfer(agent, body.to_agent, body.amount, body.reference, idempotency_key=idem),
+                 lambda: ledger.transfer(agent, body.to_agent, body.amount, body.reference, **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/credit/use", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/credit/use", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def use_credit(body: s.AmountBody, request: Request, agent: str = Depends(agent_mover),
-               ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
-    return write(request, "use_credit", lambda: ledger.use_credit(agent, body.amount, idempotency_key=idem),
+               ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
+    return write(request, "use_credit", lambda: ledger.use_credit(agent, body.amount, **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))
 
 
-@router.post("/credit/repay", response_model=s.TransactionEnvelope, responses=ERRORS)
+@router.post("/credit/repay", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)
 def repay_credit(body: s.AmountBody, request: Request, agent: str = Depends(agent_mover),
-                 ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
-    return write(request, "repay_credit", lambda: ledger.repay_credit(agent, body.amount, idempotency_key=idem),
+                 ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
+    return write(request, "repay_credit", lambda: ledger.repay_credit(agent, body.amount, **call.options(body)),
                  lambda tx: s.TransactionEnvelope(transaction=s.transaction_out(tx)))

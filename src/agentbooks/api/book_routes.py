@@ -41,6 +41,33 @@ def account_balance(name: str, ledger: Ledger = Depends(get_ledger), at: str | N
     return s.AccountBalanceOut(account=name, balance=s.decimal_text(ledger.get_account_balance(name, as_of=_as_of(at))))
 
 
+@router.get("/transactions", response_model=s.TransactionsOut, responses=ERRORS)
+def find_transactions(
+    ledger: Ledger = Depends(get_ledger),
+    agent: str | None = Query(None, description="transactions involving this agent"),
+    kind: str | None = Query(None, max_length=32), reference: str | None = Query(None, max_length=128),
+    tx_hash: str | None = Query(None, alias="txHash", max_length=128),
+    from_seq: int | None = Query(None, alias="fromSeq", ge=0, le=MAX_SEQ),
+    to_seq: int | None = Query(None, alias="toSeq", ge=0, le=MAX_SEQ),
+    start: str | None = Query(None, alias="from", description="RFC 3339, inclusive"),
+    end: str | None = Query(None, alias="to", description="RFC 3339, inclusive"),
+    min_amount: str | None = Query(None, alias="minAmount", max_length=40),
+    max_amount: str | None = Query(None, alias="maxAmount", max_length=40),
+    meta_key: str | None = Query(None, alias="metaKey", max_length=64),
+    meta_value: str | None = Query(None, alias="metaValue", max_length=256),
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: int | None = Query(None, ge=0, le=MAX_SEQ, description="nextCursor of the previous page"),
+):
+    """Transactions matching every filter given, in sequence order; the cursor is a journal sequence,
+    so pages neither skip nor repeat while writes go on. Each filter is indexed: a page costs what it returns."""
+    page = ledger.find_transactions(
+        agent=agent, kind=kind, reference=reference, tx_hash=tx_hash, from_seq=from_seq, to_seq=to_seq,
+        from_time=start, to_time=end, min_amount=min_amount, max_amount=max_amount, meta_key=meta_key,
+        meta_value=meta_value, limit=limit, cursor=cursor)
+    return s.TransactionsOut(transactions=[s.transaction_out(t) for t in page.transactions],
+                             next_cursor=page.next_cursor, has_more=page.next_cursor is not None)
+
+
 @router.get("/transactions/{transaction_id}", response_model=s.TransactionEnvelope, responses=ERRORS)
 def transaction(transaction_id: str, ledger: Ledger = Depends(get_ledger)):
     return s.TransactionEnvelope(transaction=s.transaction_out(ledger.get_transaction(transaction_id)))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
+from typing import Any
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Query, Request
 
 from ..api_keys import Principal, Role, find_principal
 from ..domain.addresses import normalize_address
@@ -93,3 +95,22 @@ def idempotency_key(
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
         raise AuthError(400, "invalid_idempotency_key", f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     return f"{principal.name}:{key}"  # scoped per caller: two clients never collide
+
+
+@dataclass(frozen=True)
+class WriteCall:
+    """A mutating call's options: its idempotency key, whether it is a dry run, and (``options``) the body's metadata."""
+
+    idempotency_key: str | None
+    dry_run: bool
+
+    def options(self, body: Any) -> dict[str, Any]:
+        return {"idempotency_key": self.idempotency_key, "dry_run": self.dry_run, "metadata": body.metadata}
+
+
+def write_call(
+    idem: str | None = Depends(idempotency_key),
+    dry_run: bool = Query(False, alias="dryRun", description="validate and plan only: answer what the call would "
+                          "record and the balances after; nothing is written and no idempotency key is claimed"),
+) -> WriteCall:
+    return WriteCall(idem, dry_run)

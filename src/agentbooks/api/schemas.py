@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
-from ..domain.model import Balance, Entry, HoldState, Transaction
+from ..domain.model import Balance, DryRun, Entry, HoldState, Transaction, TransactionDraft
 from ..domain.money import format_micros
 from ..domain.hashing import canonical_time
 
@@ -26,7 +26,16 @@ Amount = Field(description="USDC, decimal string with at most 6 places, e.g. \"1
 
 # --- request bodies -------------------------------------------------------------------
 
-class DepositBody(Wire):
+class WriteBody(Wire):
+    """Every mutating call's body: the caller's own metadata rides along (``requests.check_client_metadata``)."""
+
+    metadata: dict[StrictStr, StrictStr] | None = Field(
+        None, max_length=16, description="the caller's own string pairs (at most 16; keys 1-64 of A-Z a-z 0-9 _ -, "
+        "values at most 256 characters), recorded under the transaction's metadata.client, inside the hash chain",
+        examples=[{"orderId": "ord-42"}])
+
+
+class DepositBody(WriteBody):
     agent_address: StrictStr
     amount: StrictStr = Amount
     tx_hash: StrictStr
@@ -34,79 +43,79 @@ class DepositBody(Wire):
     log_index: StrictInt = 0
 
 
-class WithdrawBody(Wire):
+class WithdrawBody(WriteBody):
     amount: StrictStr = Amount
 
 
-class AdminWithdrawBody(Wire):
+class AdminWithdrawBody(WriteBody):
     agent_address: StrictStr
     amount: StrictStr = Amount
     tx_hash: StrictStr
 
 
-class SpendBody(Wire):
+class SpendBody(WriteBody):
     amount: StrictStr = Amount
     session_key_id: StrictStr
 
 
-class HoldBody(Wire):
+class HoldBody(WriteBody):
     amount: StrictStr = Amount
     reference: StrictStr
     expires_at: StrictStr | None = Field(None, description="RFC 3339; the sweep releases what is left after it")
 
 
-class EscrowBody(Wire):
+class EscrowBody(WriteBody):
     amount: StrictStr = Amount
     reference: StrictStr
 
 
-class TransferBody(Wire):
+class TransferBody(WriteBody):
     to_agent: StrictStr
     amount: StrictStr = Amount
     reference: StrictStr
 
 
-class AmountBody(Wire):
+class AmountBody(WriteBody):
     amount: StrictStr = Amount
 
 
-class ConfirmBody(Wire):
+class ConfirmBody(WriteBody):
     amount: StrictStr = Amount
     tx_hash: StrictStr | None = None
 
 
-class ReleaseBody(Wire):
+class ReleaseBody(WriteBody):
     amount: StrictStr = Amount
     reason: StrictStr | None = None
 
 
-class SettleHoldBody(Wire):
+class SettleHoldBody(WriteBody):
     seller: StrictStr
     amount: StrictStr = Amount
     fee: StrictStr = "0"
 
 
-class ReleaseEscrowBody(Wire):
+class ReleaseEscrowBody(WriteBody):
     seller: StrictStr
     amount: StrictStr = Amount
 
 
-class SettleEscrowBody(Wire):
+class SettleEscrowBody(WriteBody):
     seller: StrictStr
     seller_amount: StrictStr = Amount
 
 
-class RefundBody(Wire):
+class RefundBody(WriteBody):
     agent_address: StrictStr
     amount: StrictStr = Amount
     reference: StrictStr
 
 
-class CreditLimitBody(Wire):
+class CreditLimitBody(WriteBody):
     limit: StrictStr = Amount
 
 
-class ReverseBody(Wire):
+class ReverseBody(WriteBody):
     reason: StrictStr
 
 
@@ -125,7 +134,7 @@ class ReversalBody(Wire):
     reason: StrictStr
 
 
-class BatchBody(Wire):
+class BatchBody(WriteBody):
     operations: list[dict[str, Any]] = Field(
         description='each {"op": "deposit", ...fields in camelCase or snake_case}', max_length=10_000
     )
@@ -199,11 +208,10 @@ class PostingOut(Wire):
     reference: str | None = None
 
 
-class TransactionOut(Wire):
-    id: str
-    seq: int
+class PlannedOut(Wire):
+    """A transaction a dry run would record (sequence, id, time and hash come only when recording)."""
+
     kind: str
-    occurred_at: str
     agent: str | None
     counterparty: str | None
     amount: str
@@ -214,6 +222,14 @@ class TransactionOut(Wire):
     credit_limit: str | None
     reverses_seq: int | None
     metadata: dict[str, Any]
+
+
+class TransactionOut(PlannedOut):
+    """A recorded transaction: its draft's fields, and its place in the journal and the hash chain."""
+
+    id: str
+    seq: int
+    occurred_at: str
     prev_hash: str
     hash: str
 
@@ -236,6 +252,22 @@ class NetSettlementOut(Wire):
 
 class BatchOut(Wire):
     transactions: list[TransactionOut]
+
+
+class DryRunOut(Wire):
+    """``?dryRun=true``: what the call would record now; nothing was written and no key claimed."""
+
+    dry_run: bool = True
+    transactions: list[PlannedOut]
+    balances: list[BalanceFields] = Field(description="each involved agent after the transactions")
+    as_of_seq: int = Field(description="the journal head the plan was made against")
+    replayed: bool = Field(False, description="the idempotency key already has this answer")
+
+
+class TransactionsOut(Wire):
+    transactions: list[TransactionOut]
+    next_cursor: int | None
+    has_more: bool
 
 
 class JournalOut(Wire):
@@ -294,13 +326,17 @@ def time_text(moment: Any) -> str | None:
     return canonical_time(moment) if moment is not None else None
 
 
-def balance_out(b: Balance) -> BalanceOut:
-    return BalanceOut(balance=BalanceFields(
+def balance_fields(b: Balance) -> BalanceFields:
+    return BalanceFields(
         agent_addr=b.agent_addr, available=decimal_text(b.available), pending=decimal_text(b.pending),
         escrowed=decimal_text(b.escrowed), credit_limit=decimal_text(b.credit_limit),
         credit_used=decimal_text(b.credit_used), total_in=decimal_text(b.total_in),
         total_out=decimal_text(b.total_out), updated_at=time_text(b.updated_at), as_of_seq=b.as_of_seq,
-    ))
+    )
+
+
+def balance_out(b: Balance) -> BalanceOut:
+    return BalanceOut(balance=balance_fields(b))
 
 
 def entry_out(e: Entry) -> EntryOut:
@@ -309,16 +345,27 @@ def entry_out(e: Entry) -> EntryOut:
                     counterparty=e.counterparty, created_at=time_text(e.created_at) or "")
 
 
-def transaction_out(t: Transaction) -> TransactionOut:
-    return TransactionOut(
-        id=t.id, seq=t.seq, kind=t.kind.value, occurred_at=time_text(t.occurred_at) or "", agent=t.agent,
-        counterparty=t.counterparty, amount=micros_text(t.amount_micros), reference=t.reference,
-        tx_hash=t.tx_hash, memo=t.memo,
+def _draft_fields(t: Transaction | TransactionDraft) -> dict[str, Any]:
+    """The fields a recorded transaction shares with its draft, on the wire."""
+    return dict(
+        kind=t.kind.value, agent=t.agent, counterparty=t.counterparty, amount=micros_text(t.amount_micros),
+        reference=t.reference, tx_hash=t.tx_hash, memo=t.memo,
         postings=[PostingOut(account=p.account, amount=micros_text(p.amount_micros), currency=p.currency,
                              reference=p.reference) for p in t.postings],
         credit_limit=micros_text(t.credit_limit_micros) if t.credit_limit_micros is not None else None,
-        reverses_seq=t.reverses_seq, metadata=dict(t.metadata), prev_hash=t.prev_hash, hash=t.hash,
+        reverses_seq=t.reverses_seq, metadata=dict(t.metadata),
     )
+
+
+def transaction_out(t: Transaction) -> TransactionOut:
+    return TransactionOut(id=t.id, seq=t.seq, occurred_at=time_text(t.occurred_at) or "", prev_hash=t.prev_hash,
+                          hash=t.hash, **_draft_fields(t))
+
+
+def dry_run_out(plan: DryRun) -> DryRunOut:
+    return DryRunOut(transactions=[PlannedOut(**_draft_fields(d)) for d in plan.drafts],
+                     balances=[balance_fields(b) for b in plan.balances.values()], as_of_seq=plan.as_of_seq,
+                     replayed=plan.replayed)
 
 
 def hold_out(h: HoldState) -> HoldOut:

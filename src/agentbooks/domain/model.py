@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from .errors import InvariantViolation
-from .money import CURRENCY
+from .money import CURRENCY, to_decimal
 
 
 class Kind(str, enum.Enum):
@@ -217,6 +217,11 @@ class AgentState:
     def spendable_micros(self) -> int:
         return self.available_micros + self.credit_headroom_micros
 
+    def amounts(self) -> tuple[int, int, int, int, int, int, int]:
+        """Every amount, in field order (available ... total_out): ``agent_state_history``'s columns."""
+        return (self.available_micros, self.pending_micros, self.escrowed_micros, self.credit_used_micros,
+                self.credit_limit_micros, self.total_in_micros, self.total_out_micros)
+
 
 @dataclass(frozen=True, slots=True)
 class HoldState:
@@ -246,6 +251,78 @@ class Balance:
     total_out: Decimal
     updated_at: datetime | None
     as_of_seq: int
+
+    @classmethod
+    def of(cls, state: AgentState, updated_at: datetime | None, seq: int) -> "Balance":
+        return cls(
+            agent_addr=state.agent,
+            available=to_decimal(state.available_micros),
+            pending=to_decimal(state.pending_micros),
+            escrowed=to_decimal(state.escrowed_micros),
+            credit_limit=to_decimal(state.credit_limit_micros),
+            credit_used=to_decimal(state.credit_used_micros),
+            total_in=to_decimal(state.total_in_micros),
+            total_out=to_decimal(state.total_out_micros),
+            updated_at=updated_at,
+            as_of_seq=seq,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What a write would record now (``dry_run=True``); nothing was written and no key claimed.
+
+    ``drafts``: the transactions, in order, as the real call would record them (sequence, time and
+    hash are given only when recording). ``balances``: each involved agent after them, as of the
+    journal head ``as_of_seq`` the plan was made against. ``replayed``: the idempotency key already
+    has this answer (the drafts are its recorded transactions).
+    """
+
+    drafts: tuple[TransactionDraft, ...]
+    balances: Mapping[str, Balance]
+    as_of_seq: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFilter:
+    """The transaction listing's filters, all optional and combined with AND (``find_transactions``).
+
+    ``agent``: transactions involving it (its own or as counterparty); the sequence bounds are
+    inclusive; ``from_time``/``to_time`` an inclusive time range; amounts in micro-units;
+    ``meta_key`` (and ``meta_value``) a caller's metadata pair.
+    """
+
+    agent: str | None = None
+    kind: str | None = None
+    reference: str | None = None
+    tx_hash: str | None = None
+    from_seq: int | None = None
+    to_seq: int | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+    min_amount_micros: int | None = None
+    max_amount_micros: int | None = None
+    meta_key: str | None = None
+    meta_value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionPage:
+    """One page of a transaction listing; ``next_cursor`` (a journal sequence) asks for the next, None at the end."""
+
+    transactions: list[Transaction]
+    next_cursor: int | None
+
+
+def draft_of(tx: Transaction) -> TransactionDraft:
+    """A recorded transaction's draft: what its operation decided."""
+    return TransactionDraft(
+        kind=tx.kind, agent=tx.agent, amount_micros=tx.amount_micros, postings=tx.postings, flows=tx.flows,
+        hold_effects=tx.hold_effects, counterparty=tx.counterparty, reference=tx.reference, tx_hash=tx.tx_hash,
+        memo=tx.memo, credit_limit_micros=tx.credit_limit_micros, reverses_seq=tx.reverses_seq,
+        metadata=tx.metadata,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ locks and records the draft; it never decides money movements itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Mapping
 
@@ -71,10 +71,21 @@ class PlanContext:
         return self.agents.get(address) or AgentState(address)
 
 
+CLIENT_METADATA_KEY = "client"  # the transaction metadata member holding the caller's own key/value pairs
+ClientMetadata = tuple[tuple[str, str], ...]  # sorted (key, value) pairs: hashable, like the operation
+
+
+@dataclass(frozen=True)
 class Operation:
-    """Base of every ledger operation."""
+    """Base of every ledger operation.
+
+    ``client_metadata``: the caller's own string pairs (an order id, a session), validated at the
+    edge (``requests.check_client_metadata``); recorded under ``metadata["client"]``, inside the
+    hash chain, and part of the request's fingerprint.
+    """
 
     kind: ClassVar[Kind]
+    client_metadata: ClientMetadata = field(default=(), kw_only=True)
 
     def involved_agents(self) -> tuple[str, ...]:
         raise NotImplementedError
@@ -88,11 +99,20 @@ class Operation:
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         raise NotImplementedError
 
+    def planned(self, ctx: PlanContext) -> TransactionDraft:
+        """``plan``, with the caller's metadata added to the draft's."""
+        draft = self.plan(ctx)
+        if not self.client_metadata:
+            return draft
+        return replace(draft, metadata={**draft.metadata, CLIENT_METADATA_KEY: dict(self.client_metadata)})
+
     def fingerprint(self) -> dict[str, Any]:
         """A stable description of the request, compared on idempotent retries."""
         out: dict[str, Any] = {"op": self.kind.value}
         for name in self.__dataclass_fields__:  # type: ignore[attr-defined]
             value = getattr(self, name)
+            if name == "client_metadata" and not value:
+                continue  # absent metadata leaves the fingerprints keys were stored with unchanged
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
 

@@ -23,6 +23,7 @@ from typing import Callable, TextIO
 
 from ..domain.hashing import canonical_time
 from ..domain.model import Transaction
+from ..domain.operations import CLIENT_METADATA_KEY
 from ..domain.money import CURRENCY, format_micros
 from ..ledger import Ledger
 from ..storage import journal_store as store
@@ -102,6 +103,8 @@ def transaction_text(tx: Transaction) -> str:
     }
     lines = [f"{tx.occurred_at.date().isoformat()} * {_quote(tx.kind.value)} {_quote(_narration(tx))} ^tx-{tx.id}"]
     lines += [f"  {key}: {_quote(value)}" for key, value in meta.items() if value is not None]
+    # The caller's own pairs, each as beancount metadata too (their keys are valid after "client-").
+    lines += [f"  client-{key}: {_quote(value)}" for key, value in tx.metadata.get(CLIENT_METADATA_KEY, {}).items()]
     for p in tx.postings:
         lines.append(f"  {p.account}  {format_micros(p.amount_micros)} {p.currency}")
         if p.reference is not None:

@@ -28,18 +28,21 @@ from ..domain.model import (
     Kind,
     Posting,
     Transaction,
+    TransactionFilter,
 )
 from ..domain.operations import HoldKey
 from .tables import (
     PLATFORM_STRIPES,
     accounts,
     agent_entries,
+    agent_state_history,
     agents,
     balances,
     holds,
     journal,
     journal_head,
     postings,
+    transaction_metadata,
 )
 
 
@@ -168,7 +171,33 @@ def balance_snapshot(conn: Connection, agent: str) -> tuple[AgentState, datetime
     return state, updated_at, first.head_seq
 
 
+_LAST_STATE = (
+    select(agent_entries.c.seq, journal.c.occurred_at_us,
+           *[agent_state_history.c[name] for name in (
+               "available_micros", "pending_micros", "escrowed_micros", "credit_used_micros", "credit_limit_micros",
+               "total_in_micros", "total_out_micros")])
+    .join(journal, journal.c.seq == agent_entries.c.seq)
+    .outerjoin(agent_state_history, and_(agent_state_history.c.agent == agent_entries.c.agent,
+                                         agent_state_history.c.seq == agent_entries.c.seq))
+    .where(agent_entries.c.agent == bindparam("agent"), agent_entries.c.seq <= bindparam("seq"))
+    .order_by(agent_entries.c.seq.desc())
+    .limit(1)
+)
+
+
 def agent_state_at(conn: Connection, agent: str, seq: int) -> tuple[AgentState, datetime | None]:
+    """The agent's state after journal sequence ``seq``: the state its last transaction up to ``seq``
+    left (``agent_state_history``, one index step), or, for a transaction recorded before that table
+    existed, summed from the journal."""
+    last = conn.execute(_LAST_STATE, {"agent": agent, "seq": seq}).first()
+    if last is None:
+        return AgentState(agent), None
+    if last.available_micros is not None:
+        return AgentState(agent, *last[2:]), from_us(last.occurred_at_us)
+    return summed_agent_state_at(conn, agent, seq)
+
+
+def summed_agent_state_at(conn: Connection, agent: str, seq: int) -> tuple[AgentState, datetime | None]:
     """The agent's state after journal sequence ``seq``, summed from the journal itself."""
     names = {name: bucket for bucket, name in acct.agent_accounts(agent).items()}
     sums: dict[acct.AgentBucket, int] = defaultdict(int)
@@ -312,6 +341,52 @@ def agent_transactions(conn: Connection, agent: str, *, after_seq: int, upto_seq
     return _transactions(conn, journal.c.seq.in_(seqs)) if seqs else []
 
 
+def find_transactions(conn: Connection, where: TransactionFilter, *, after_seq: int, limit: int) -> list[Transaction]:
+    """Up to ``limit`` transactions matching ``where`` with ``seq > after_seq``, in sequence order.
+
+    Each filter has an index in sequence order (agent: ``agent_entries``; metadata:
+    ``transaction_metadata``; kind, reference, amount, tx hash: the journal's), so the database walks
+    the matches from the cursor on and stops after ``limit``; a time range becomes a sequence range
+    (times never run backwards along the chain).
+    """
+    seq = journal.c.seq
+    query = select(seq)
+    conditions = [seq > after_seq]
+    if where.agent is not None:
+        query = query.join(agent_entries, and_(agent_entries.c.seq == seq, agent_entries.c.agent == where.agent))
+    if where.meta_key is not None:
+        on = [transaction_metadata.c.seq == seq, transaction_metadata.c.key == where.meta_key]
+        if where.meta_value is not None:
+            on.append(transaction_metadata.c.value == where.meta_value)
+        query = query.join(transaction_metadata, and_(*on))
+    for column, value in ((journal.c.kind, where.kind), (journal.c.reference, where.reference),
+                          (journal.c.tx_hash, where.tx_hash)):
+        if value is not None:
+            conditions.append(column == value)
+    if where.from_seq is not None:
+        conditions.append(seq >= where.from_seq)
+    if where.to_seq is not None:
+        conditions.append(seq <= where.to_seq)
+    if where.from_time is not None:
+        conditions.append(seq > _last_seq_before(conn, to_us(where.from_time)))
+    if where.to_time is not None:
+        conditions.append(seq <= _last_seq_before(conn, to_us(where.to_time) + 1))
+    if where.min_amount_micros is not None:
+        conditions.append(journal.c.amount_micros >= where.min_amount_micros)
+    if where.max_amount_micros is not None:
+        conditions.append(journal.c.amount_micros <= where.max_amount_micros)
+    seqs = list(conn.execute(query.where(*conditions).order_by(seq).limit(limit)).scalars())
+    return _transactions(conn, seq.in_(seqs)) if seqs else []
+
+
+def _last_seq_before(conn: Connection, at_us: int) -> int:
+    """The last journal sequence recorded before ``at_us`` (0 if none): one step down the time index
+    (times never run backwards along the chain, so the latest time holds the highest sequence)."""
+    found = conn.execute(select(journal.c.seq).where(journal.c.occurred_at_us < at_us)
+                         .order_by(journal.c.occurred_at_us.desc(), journal.c.seq.desc()).limit(1)).scalar()
+    return int(found or 0)
+
+
 def reversal_of(conn: Connection, seq: int) -> int | None:
     return conn.execute(select(journal.c.seq).where(journal.c.reverses_seq == seq)).scalar()
 
@@ -335,8 +410,7 @@ def head(conn: Connection) -> tuple[int, str, datetime | None]:
 
 def seq_at(conn: Connection, moment: datetime) -> int:
     """The last journal sequence recorded at or before ``moment`` (0 before the first)."""
-    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.occurred_at_us <= to_us(moment))).scalar()
-    return int(found or 0)
+    return _last_seq_before(conn, to_us(moment) + 1)
 
 
 def account_balance(conn: Connection, account: str, *, as_of_seq: int | None = None) -> int:

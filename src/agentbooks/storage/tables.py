@@ -3,7 +3,8 @@
 Money columns are BIGINT micro-units; times are BIGINT microseconds since the
 Unix epoch (UTC), so both engines store and compare them exactly.
 
-- ``journal``/``postings``/``agent_entries`` are the append-only books.
+- ``journal``/``postings``/``agent_entries`` are the append-only books;
+  ``transaction_metadata`` indexes the callers' own metadata of the journal rows.
 - ``balances``, ``agents`` and ``holds`` are caches of sums over those books,
   updated in the same database transaction and checked by ``verify``.
   ``balances`` is striped for the platform's hot accounts so concurrent
@@ -58,6 +59,12 @@ journal = Table(
     Column("hash", HASH, nullable=False),
 )
 Index("ix_journal_agent_kind_seq", journal.c.agent, journal.c.kind, journal.c.seq)
+# The transaction listing's filters (``journal_store.find_transactions``), each in sequence order.
+Index("ix_journal_kind_seq", journal.c.kind, journal.c.seq)
+Index("ix_journal_reference_seq", journal.c.reference, journal.c.seq)
+Index("ix_journal_amount_seq", journal.c.amount_micros, journal.c.seq)
+# A moment's journal sequence (``journal_store.seq_at``): the last row at or before it, one index step.
+Index("ix_journal_occurred_at_seq", journal.c.occurred_at_us, journal.c.seq)
 
 postings = Table(
     "postings",
@@ -79,6 +86,35 @@ agent_entries = Table(
     Column("seq", BigInteger, nullable=False),
     Column("total_in_delta_micros", BigInteger, nullable=False),
     Column("total_out_delta_micros", BigInteger, nullable=False),
+    PrimaryKeyConstraint("agent", "seq"),
+)
+
+# The callers' own metadata pairs (the journal's ``metadata.client``), one row each, so the listing finds
+# a key/value in an index; written in the same statement as the journal rows they derive from.
+transaction_metadata = Table(
+    "transaction_metadata",
+    metadata,
+    Column("seq", BigInteger, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("value", String(256), nullable=False),
+    PrimaryKeyConstraint("key", "value", "seq"),
+)
+Index("ix_transaction_metadata_key_seq", transaction_metadata.c.key, transaction_metadata.c.seq)
+
+# Each involved agent's whole state after each transaction (display signs, as ``AgentState``), written
+# with the transaction: a balance as of a past sequence is one index step, whatever the history's length.
+agent_state_history = Table(
+    "agent_state_history",
+    metadata,
+    Column("agent", ADDRESS, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("available_micros", BigInteger, nullable=False),
+    Column("pending_micros", BigInteger, nullable=False),
+    Column("escrowed_micros", BigInteger, nullable=False),
+    Column("credit_used_micros", BigInteger, nullable=False),
+    Column("credit_limit_micros", BigInteger, nullable=False),
+    Column("total_in_micros", BigInteger, nullable=False),
+    Column("total_out_micros", BigInteger, nullable=False),
     PrimaryKeyConstraint("agent", "seq"),
 )
 

@@ -25,14 +25,14 @@ import hashlib
 import json
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection
 
 from ..domain import accounts as acct
 from ..domain.hashing import transaction_hash
 from ..domain.model import AgentFlow, AgentState, HoldEffect, HoldState, Transaction, TransactionDraft
-from ..domain.operations import HoldKey, UniqueKey
+from ..domain.operations import CLIENT_METADATA_KEY, HoldKey, UniqueKey, project_agent
 from ..domain.errors import InvariantViolation
 from .driver_sql import DriverSql, raw_connection, sql_for, write_tables
 from .journal_store import agent_state_from_row, hold_state_from_row, insert_missing_agents, stripe_for, to_us, from_us
@@ -136,7 +136,8 @@ def _used_keys(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], UsedKey]:
 def record_many(
     conn: Connection, drafts: Sequence[TransactionDraft], now: datetime, *,
     claims: Sequence[Claim] = (), refusals: Sequence[Refusal] = (), freed_seqs: Iterable[int] = (),
-    forgotten_agents: Iterable[str] = (), commit: bool = False,
+    forgotten_agents: Iterable[str] = (), agent_states: Mapping[str, AgentState] | None = None,
+    commit: bool = False,
 ) -> list[Transaction]:
     """Append drafts to the journal, in order, and update every cache, in the caller's transaction.
 
@@ -145,7 +146,9 @@ def record_many(
     ``refusals`` the idempotency keys of refused requests, stored with their
     answer; ``freed_seqs`` the reversed transactions whose natural keys are
     free again; ``forgotten_agents`` agents ``load_for_write`` created for
-    requests that were all refused (their empty rows are removed). ``commit``
+    requests that were all refused (their empty rows are removed); ``agent_states``
+    the involved agents' committed state, from which each agent's state after
+    each draft is written (``agent_state_history``). ``commit``
     commits the caller's transaction with the writes, so it must be the call's
     last write (on PostgreSQL the COMMIT rides with the writes). Without
     drafts the chain head is not touched.
@@ -171,7 +174,8 @@ def record_many(
     first_seq = seq + 1
     at_us = max(to_us(now), at_us)  # times never run backwards along the chain
     occurred_at = from_us(at_us)
-    journal_rows, posting_rows, entry_rows, recorded = [], [], [], []
+    journal_rows, posting_rows, entry_rows, meta_rows, history_rows, recorded = [], [], [], [], [], []
+    running = dict(agent_states or {})
     agent_totals: dict[str, list[int]] = {}  # agent -> [in, out, last seq]
     limits: dict[str, int] = {}
     hold_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -192,9 +196,12 @@ def record_many(
             _dump_metadata(draft.metadata, draft.hold_effects), prev_hash, digest,
         ))
         posting_rows += [(seq, i, *row) for i, row in enumerate(rows)]
+        meta_rows += [(seq, key, value) for key, value in draft.metadata.get(CLIENT_METADATA_KEY, {}).items()]
         flows = _merge_flows(draft.flows)
         for f in flows:
             entry_rows.append((f.agent, seq, f.total_in_micros, f.total_out_micros))
+            after = running[f.agent] = project_agent(running.get(f.agent) or AgentState(f.agent), draft)
+            history_rows.append((f.agent, seq, *after.amounts()))
             totals = agent_totals.setdefault(f.agent, [0, 0, seq])
             totals[0] += f.total_in_micros
             totals[1] += f.total_out_micros
@@ -222,6 +229,8 @@ def record_many(
         "journal": journal_rows,
         "postings": posting_rows,
         "agent_entries": entry_rows,
+        "transaction_metadata": meta_rows,
+        "agent_state_history": history_rows,
         "agents": [(i, o, last, at_us, limits.get(a), a) for a, (i, o, last) in sorted(agent_totals.items())],
         "holds": [(r["kind"], r["agent"], r["reference"], *(r[f] for f in _HOLD_FIELDS), r["expires_at_us"],
                    r["created_seq"], r["updated_seq"]) for r in inserts],
