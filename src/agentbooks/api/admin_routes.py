@@ -6,14 +6,16 @@ the server refuses them.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
 from ..api_keys import create_key
-from ..reconcile.match import reconcile as run_reconcile
-from ..reconcile.transfers import parse_transfer
+from ..domain.addresses import normalize_address
+from ..reconcile.runs import build_window, inputs_digest, parse_treasury_balance, run_reconciliation
+from ..reconcile.transfers import ReadOptions, parse_records
 from ..verify.database import verify_database
 from ..ledger import Ledger
 from . import schemas as s
@@ -151,9 +153,19 @@ def verify(ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
 
 @router.post("/reconcile", responses=ERRORS)
 def reconcile(body: s.ReconcileBody, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
-    """Match on-chain transfers against the ledger (as ``agentbooks reconcile``)."""
-    transfers = [parse_transfer(i + 1, item) for i, item in enumerate(body.transfers)]
-    return run_reconcile(ledger, transfers, set(body.treasury)).to_dict()
+    """Match chain data against the ledger (as ``agentbooks reconcile``, with its options in camelCase)."""
+    options = ReadOptions(token=normalize_address(body.token, field="token") if body.token else None,
+                          chain_id=body.chain_id, decimals=body.decimals)
+    transfers = parse_records(body.transfers, options)
+    window = build_window(from_block=body.from_block, to_block=body.to_block, start=body.start, end=body.end,
+                          confirmations=body.confirmations, head_block=body.head_block)
+    balances = [parse_treasury_balance(f"{b.address}={b.amount}@{b.block}") for b in body.treasury_balances]
+    digest = inputs_digest(json.dumps(body.transfers, sort_keys=True).encode(),
+                           {"token": options.token, "chainId": body.chain_id, "decimals": body.decimals,
+                            "treasury": sorted(body.treasury)})
+    _, result = run_reconciliation(ledger, transfers, body.treasury, window=window, balances=balances,
+                                   digest=digest, record=body.record)
+    return result
 
 
 @router.post("/api-keys", status_code=201, response_model=s.ApiKeyOut, responses=ERRORS)

@@ -128,9 +128,27 @@ class BatchBody(Wire):
     )
 
 
+class TreasuryBalanceBody(Wire):
+    address: StrictStr
+    amount: StrictStr = Amount
+    block: StrictInt
+
+
 class ReconcileBody(Wire):
-    transfers: list[dict[str, Any]] = Field(max_length=100_000, description="records as in the transfer file")
+    transfers: list[dict[str, Any]] = Field(max_length=100_000, description=(
+        "log objects as eth_getLogs returns them, or normalised records as in the transfer file"))
     treasury: list[StrictStr] = Field(min_length=1, max_length=100)
+    token: StrictStr | None = Field(None, description="the USDC contract; other tokens are ignored and counted")
+    chain_id: StrictInt = Field(0, description="the chain of log objects (0: any)")
+    decimals: StrictInt = Field(6, ge=0, le=36)
+    from_block: StrictInt | None = None
+    to_block: StrictInt | None = None
+    confirmations: StrictInt | None = Field(None, ge=1, description="with headBlock: cut at the last final block")
+    head_block: StrictInt | None = None
+    start: StrictStr | None = Field(None, alias="from", description="window start by chain time, RFC 3339")
+    end: StrictStr | None = Field(None, alias="to", description="window end by chain time, RFC 3339")
+    treasury_balances: list[TreasuryBalanceBody] = Field(default_factory=list, max_length=100)
+    record: bool = False
 
 
 class ApiKeyBody(Wire):

@@ -157,7 +157,19 @@ chain_refs = Table(
     Column("destination", ADDRESS, nullable=True),
 )
 Index("ix_chain_refs_block_seq", chain_refs.c.block_number, chain_refs.c.seq)
-Index("ix_chain_refs_chain_tx", chain_refs.c.chain_id, chain_refs.c.tx_hash, chain_refs.c.log_index)
+Index("ix_chain_refs_tx_hash", chain_refs.c.tx_hash)
+
+# Recorded reconciliation runs (``reconcile --record``): what was compared, over which window, and
+# what came out, so the next run can say what changed and an auditor what was reconciled when.
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recorded_at_us", BigInteger, nullable=False),
+    Column("inputs_digest", HASH, nullable=False),
+    Column("window_json", Text, nullable=False),
+    Column("result_json", Text, nullable=False),
+)
 
 journal_head = Table(
     "journal_head",

@@ -1,4 +1,5 @@
-"""Where recorded on-chain transfers were mined (``chain_refs``); withdrawals keyed on (chain, tx hash, log index).
+"""Where recorded on-chain transfers were mined (``chain_refs``), recorded reconciliation runs; withdrawals keyed
+on (chain id, tx hash, log index).
 
 Revision ID: 0004_chain_refs
 Revises: 0003
@@ -27,8 +28,16 @@ def upgrade() -> None:
         sa.Column("block_hash", sa.String(128), nullable=True),
         sa.Column("destination", sa.String(42), nullable=True),
     )
+    op.create_table(
+        "reconcile_runs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("recorded_at_us", sa.BigInteger, nullable=False),
+        sa.Column("inputs_digest", sa.String(64), nullable=False),
+        sa.Column("window_json", sa.Text, nullable=False),
+        sa.Column("result_json", sa.Text, nullable=False),
+    )
     op.create_index("ix_chain_refs_block_seq", "chain_refs", ["block_number", "seq"])
-    op.create_index("ix_chain_refs_chain_tx", "chain_refs", ["chain_id", "tx_hash", "log_index"])
+    op.create_index("ix_chain_refs_tx_hash", "chain_refs", ["tx_hash"])
     # Transfers recorded before: a deposit's chain id and log index are in its metadata (0: not said).
     journal = sa.table("journal", sa.column("seq"), sa.column("kind"), sa.column("tx_hash"),
                        sa.column("metadata_json"))
@@ -57,6 +66,7 @@ def downgrade() -> None:
     keys = _unique_keys()
     op.execute(keys.update().where(keys.c.scope == "withdraw", keys.c.key.like("0:%:0"))
                .values(key=sa.func.substr(keys.c.key, 3, sa.func.length(keys.c.key) - 4)))
-    op.drop_index("ix_chain_refs_chain_tx", "chain_refs")
+    op.drop_index("ix_chain_refs_tx_hash", "chain_refs")
     op.drop_index("ix_chain_refs_block_seq", "chain_refs")
     op.drop_table("chain_refs")
+    op.drop_table("reconcile_runs")
