@@ -30,8 +30,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from eth_abi import decode as abi_decode
-from eth_utils import event_signature_to_log_topic, is_hex, to_bytes, to_checksum_address
+from functools import lru_cache
 
 from ..domain.addresses import normalize_address
 from ..domain.errors import LedgerError
@@ -39,8 +38,18 @@ from ..domain.money import MICROS_PER_UNIT, check_micros, parse_amount
 
 MAX_TRANSFERS = 5_000_000
 REQUIRED_FIELDS = ("chain_id", "tx_hash", "log_index", "from", "to", "block_number", "timestamp")
-TRANSFER_TOPIC = "0x" + event_signature_to_log_topic("Transfer(address,address,uint256)").hex()
 EXPLORER_HEADER = ("Transaction Hash", "Blockno", "From", "To", "TokenValue")
+
+
+@lru_cache(maxsize=1)
+def _eth() -> tuple[Any, Any, Any, str]:
+    """eth-abi's decoder, eth-utils' hex and checksum helpers and the Transfer topic, loaded on first use
+    (they cost the CLI's and the server's start-up otherwise)."""
+    from eth_abi import decode
+    from eth_utils import event_signature_to_log_topic, to_bytes, to_checksum_address
+
+    return decode, to_bytes, to_checksum_address, "0x" + event_signature_to_log_topic(
+        "Transfer(address,address,uint256)").hex()
 
 
 class TransferFileError(LedgerError):
@@ -92,8 +101,8 @@ def _int(value: Any, name: str) -> int:
         result = value
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         result = int(value.strip())
-    elif isinstance(value, str) and value.strip().lower().startswith("0x") and is_hex(value.strip()):
-        result = int(value.strip(), 16)
+    elif isinstance(value, str) and value.strip().lower().startswith("0x"):
+        result = int(value.strip(), 16)  # ValueError when it is not hex
     else:
         raise ValueError(f"{name} must be a non-negative integer, got {str(value)[:40]!r}")
     if not 0 <= result < 2**63:
@@ -150,6 +159,7 @@ def _classify(transfer: ChainTransfer, options: ReadOptions) -> ChainTransfer:
 
 def parse_log(line: int, raw: dict[str, Any], options: ReadOptions) -> ChainTransfer:
     """One log object (``eth_getLogs``/subscription shape): a Transfer decoded, anything else marked."""
+    abi_decode, to_bytes, to_checksum_address, transfer_topic = _eth()
     try:
         token = normalize_address(raw["address"], field="address")
         topics = raw["topics"]
@@ -162,7 +172,7 @@ def parse_log(line: int, raw: dict[str, Any], options: ReadOptions) -> ChainTran
                       log_index=_int(raw["logIndex"], "logIndex"), block_number=block, timestamp=timestamp,
                       block_hash=_hash(raw["blockHash"], "blockHash") if raw.get("blockHash") else None,
                       token=token, removed=_flag(raw.get("removed", False)))
-        if len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC:
+        if len(topics) != 3 or topics[0].lower() != transfer_topic:
             zero = "0x" + "0" * 40  # another event (or an ERC-721 Transfer): not a USDC movement
             return ChainTransfer(sender=zero, recipient=zero, amount_micros=0, ignored="not_transfer", **common)
         (sender,) = abi_decode(["address"], to_bytes(hexstr=topics[1]))
