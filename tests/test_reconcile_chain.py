@@ -172,9 +172,10 @@ def scenario() -> Scenario:
 
 
 def subscription_lines(s: Scenario) -> str:
-    """The logs as a subscription delivers them: the reorged ones, then removed, then the canonical ones."""
+    """The logs as a subscription delivers them: each reorged log as it came, then again removed, then the rest."""
     live = [_wire({**log, "topics": log["topics"]}) for log in s.logs_response["result"]]
-    return "".join(json.dumps(line) + "\n" for line in s.removed_logs + live)
+    delivered = [{**log, "removed": False} for log in s.removed_logs]
+    return "".join(json.dumps(line) + "\n" for line in delivered + s.removed_logs + live)
 
 
 def explorer_csv(s: Scenario) -> str:

@@ -299,6 +299,8 @@ def reconcile(ledger: Ledger, transfers: Sequence[ChainTransfer], treasury: set[
     result = Reconciliation(window=_resolved(window, transfers))
     window = result.window
     seen: set[tuple[Any, ...]] = set()
+    # A subscription delivers a log, then the same log again with removed: true when a reorg takes it back.
+    taken_back = {t.identity[:4] for t in transfers if t.removed and t.log_index is not None}
     flows: dict[str, list[ChainTransfer]] = {"in": [], "out": []}
     removed: dict[str, list[ChainTransfer]] = {"in": [], "out": []}
     for t in transfers:
@@ -316,6 +318,8 @@ def reconcile(ledger: Ledger, transfers: Sequence[ChainTransfer], treasury: set[
             result.items.append(Item("duplicate_input", direction, t, None))
             continue
         seen.add(t.identity)
+        if not t.removed and t.log_index is not None and t.identity[:4] in taken_back:
+            continue  # delivered before its removal: never money, counted once as the removed log
         if t.ignored:
             result.items.append(Item(t.ignored, direction, t, None))
         elif t.removed:
