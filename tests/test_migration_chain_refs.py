@@ -1,4 +1,4 @@
-"""Migration 0004 on books recorded before it: old transfers get their ``chain_refs`` rows, old withdrawal keys
+"""Migration 0005_chain_refs on books recorded before it: old transfers get their ``chain_refs`` rows, old withdrawal keys
 the (chain id, tx hash, log index) form, so a repeated old payout is still refused."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_books_from_before_the_migration_are_indexed_and_keep_their_keys(any_url
     config = _alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0003")
+        command.downgrade(config, "0004_events")
         assert conn.execute(select(tables.unique_keys.c.key).where(tables.unique_keys.c.scope == "withdraw")
                             ).scalars().all() == ["0xw1"]
         command.upgrade(config, "head")

@@ -1,8 +1,8 @@
 """Where recorded on-chain transfers were mined (``chain_refs``), recorded reconciliation runs; withdrawals keyed
 on (chain id, tx hash, log index).
 
-Revision ID: 0004_chain_refs
-Revises: 0003
+Revision ID: 0005_chain_refs
+Revises: 0004_events
 """
 
 import json
@@ -10,8 +10,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_chain_refs"
-down_revision = "0003"
+revision = "0005_chain_refs"
+down_revision = "0004_events"
 branch_labels = None
 depends_on = None
 
