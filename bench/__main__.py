@@ -24,16 +24,17 @@ from agentbooks import Ledger
 
 from . import group_commit, suites
 from .raw_sql import raw_sqlite_batches
+from .reconcile_chain import reconcile_suite
 from .workload import workload
 
 FULL = {"single": 2000, "pg_single": 1500, "pg_each": 400, "batch": 20_000, "levels": (10**4, 10**5, 10**6),
         "reads": 2000, "api_seconds": 8, "api_clients": 8,
         "gc_seconds": 5, "gc_callers": 64, "gc_processes": 4, "gc_per_process": 16, "gc_bare_clients": 8,
-        "gc_api_seconds": 8, "gc_api_connections": 64, "gc_api_workers": 2}
+        "gc_api_seconds": 8, "gc_api_connections": 64, "gc_api_workers": 2, "reconcile": (10**5, 10**6)}
 QUICK = {"single": 60, "pg_single": 40, "pg_each": 15, "batch": 600, "levels": (10**3, 3 * 10**3),
          "reads": 50, "api_seconds": 1, "api_clients": 2,
          "gc_seconds": 0.2, "gc_callers": 4, "gc_processes": 2, "gc_per_process": 2, "gc_bare_clients": 2,
-         "gc_api_seconds": 1, "gc_api_connections": 4, "gc_api_workers": 1}
+         "gc_api_seconds": 1, "gc_api_connections": 4, "gc_api_workers": 1, "reconcile": (10**3,)}
 ONLY = {"group-commit": "the group-commit suites of issue 12 (many callers against one and the bare drivers)"}
 
 
@@ -137,7 +138,11 @@ def _core_suites(add, sizes: dict, pg_admin: str | None, skip_api: bool, work: P
     add("export", f"trial balance report ({postings:,} postings)", export["trial_balance_s"], "s")
     add("export", "trial balance peak memory", export["trial_balance_peak_mb"], "MB")
 
-    # 6: the API.
+    # 6: reconciliation against chain transfers, whole ledger and a window.
+    for measure, value, unit in reconcile_suite(work, sizes["reconcile"]):
+        add("reconcile", measure, value, unit)
+
+    # 7: the API.
     if not skip_api:
         api = suites.api_load(f"sqlite:///{work / 'single.db'}", sizes["api_seconds"], sizes["api_clients"])
         tool = api.get("balance_tool", "python threads")

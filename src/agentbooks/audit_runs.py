@@ -6,12 +6,11 @@ administrative actions through ``audit``.)
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Sequence
 
 from . import audit
 from .ledger import Ledger
-from .reconcile.match import reconcile
+from .reconcile.runs import run_reconciliation
 from .verify.database import verify_database
 from .verify.model import VerifyReport
 
@@ -24,9 +23,8 @@ def verified(ledger: Ledger) -> VerifyReport:
     return report
 
 
-def reconciled(ledger: Ledger, transfers: Iterable[Any], treasury: set[str], *,
-               start: datetime | None = None, end: datetime | None = None) -> Any:
-    """``reconcile``, recorded as a ``reconciliation_run``."""
-    result = reconcile(ledger, list(transfers), treasury, start=start, end=end)
-    audit.record_action(ledger.service, audit.RECONCILIATION_RUN, clean=result.clean, counts=result.counts())
-    return result
+def reconciled(ledger: Ledger, transfers: Sequence[Any], treasury: Sequence[str], **options: Any) -> tuple[bool, dict[str, Any]]:
+    """``run_reconciliation`` (window, balances, digest, record), recorded as a ``reconciliation_run``."""
+    clean, body = run_reconciliation(ledger, transfers, treasury, **options)
+    audit.record_action(ledger.service, audit.RECONCILIATION_RUN, clean=clean, counts=body.get("counts"))
+    return clean, body

@@ -6,6 +6,7 @@ the server refuses them.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -14,8 +15,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from .. import audit_runs as audit
 from ..audit import DEFAULT_AUDIT_LIMIT, audit_entries
 from ..api_keys import create_key
-from ..reconcile.transfers import parse_transfer
+from ..domain.addresses import normalize_address
 from ..ledger import Ledger, plan_net_settlement
+from ..reconcile.runs import build_window, inputs_digest, parse_treasury_balance
+from ..reconcile.transfers import ReadOptions, parse_records
+from ..verify.database import verify_database
 from ..verify.per_agent import MAX_AGENTS, per_agent
 from . import schemas as s
 from .deps import WriteCall, get_ledger, idempotency_key, require_admin, write_call
@@ -36,15 +40,17 @@ def record_deposit(body: s.DepositBody, request: Request, ledger: Ledger = Depen
     """Record an on-chain USDC deposit; a repeated (chainId, txHash, logIndex) is 409 duplicate_deposit."""
     return write(request, "deposit", lambda: ledger.deposit(
         body.agent_address, body.amount, body.tx_hash, chain_id=body.chain_id, log_index=body.log_index,
-        **call.options(body)), _one, 201)
+        block_number=body.block_number, block_hash=body.block_hash, **call.options(body)), _one, 201)
 
 
 @router.post("/withdrawals", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def record_withdrawal(body: s.AdminWithdrawBody, request: Request, ledger: Ledger = Depends(get_ledger),
                       call: WriteCall = Depends(write_call)):
-    """Record a withdrawal already sent on chain (own funds only)."""
-    return write(request, "withdraw", lambda: ledger.withdraw(body.agent_address, body.amount, body.tx_hash,
-                                                              **call.options(body)), _one, 201)
+    """Record a withdrawal already sent on chain (own funds only); a repeated (chainId, txHash, logIndex) is 409."""
+    return write(request, "withdraw", lambda: ledger.withdraw(
+        body.agent_address, body.amount, body.tx_hash, chain_id=body.chain_id, log_index=body.log_index,
+        destination=body.destination, block_number=body.block_number, block_hash=body.block_hash,
+        **call.options(body)), _one, 201)
 
 
 @router.post("/holds/{address}/{reference}/confirm",
@@ -53,7 +59,9 @@ def confirm_hold(address: str, reference: str, body: s.ConfirmBody, request: Req
                  ledger: Ledger = Depends(get_ledger), call: WriteCall = Depends(write_call)):
     """The held transfer went out on chain: the money leaves the platform."""
     return write(request, "confirm_hold", lambda: ledger.confirm_hold(
-        address, body.amount, reference, tx_hash=body.tx_hash, **call.options(body)), _one)
+        address, body.amount, reference, tx_hash=body.tx_hash, chain_id=body.chain_id, log_index=body.log_index,
+        destination=body.destination, block_number=body.block_number, block_hash=body.block_hash,
+        **call.options(body)), _one)
 
 
 @router.post("/holds/{address}/{reference}/release",
@@ -156,10 +164,20 @@ def verify(request: Request, ledger: Ledger = Depends(get_ledger)) -> dict[str, 
 
 @router.post("/reconcile", responses=ERRORS)
 def reconcile(body: s.ReconcileBody, request: Request, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
-    """Match on-chain transfers against the ledger (as ``agentbooks reconcile``)."""
-    transfers = [parse_transfer(i + 1, item) for i, item in enumerate(body.transfers)]
+    """Match chain data against the ledger (as ``agentbooks reconcile``, with its options in camelCase)."""
+    options = ReadOptions(token=normalize_address(body.token, field="token") if body.token else None,
+                          chain_id=body.chain_id, decimals=body.decimals)
+    transfers = parse_records(body.transfers, options)
+    window = build_window(from_block=body.from_block, to_block=body.to_block, start=body.start, end=body.end,
+                          confirmations=body.confirmations, head_block=body.head_block)
+    balances = [parse_treasury_balance(f"{b.address}={b.amount}@{b.block}") for b in body.treasury_balances]
+    digest = inputs_digest(json.dumps(body.transfers, sort_keys=True).encode(),
+                           {"token": options.token, "chainId": body.chain_id, "decimals": body.decimals,
+                            "treasury": sorted(body.treasury)})
     with as_caller(request):
-        return audit.reconciled(ledger, transfers, set(body.treasury)).to_dict()
+        _, result = audit.reconciled(ledger, transfers, body.treasury, window=window, balances=balances,
+                                     digest=digest, record=body.record)
+    return result
 
 
 @router.post("/api-keys", status_code=201, response_model=s.ApiKeyOut, responses=ERRORS)

@@ -41,6 +41,8 @@ class DepositBody(WriteBody):
     tx_hash: StrictStr
     chain_id: StrictInt = 0
     log_index: StrictInt = 0
+    block_number: StrictInt | None = None
+    block_hash: StrictStr | None = None
 
 
 class WithdrawBody(WriteBody):
@@ -51,6 +53,11 @@ class AdminWithdrawBody(WriteBody):
     agent_address: StrictStr
     amount: StrictStr = Amount
     tx_hash: StrictStr
+    chain_id: StrictInt = 0
+    log_index: StrictInt = 0
+    destination: StrictStr | None = Field(None, description="the address paid, when not the agent's own")
+    block_number: StrictInt | None = None
+    block_hash: StrictStr | None = None
 
 
 class SpendBody(WriteBody):
@@ -82,6 +89,11 @@ class AmountBody(WriteBody):
 class ConfirmBody(WriteBody):
     amount: StrictStr = Amount
     tx_hash: StrictStr | None = None
+    chain_id: StrictInt | None = None
+    log_index: StrictInt | None = None
+    destination: StrictStr | None = None
+    block_number: StrictInt | None = None
+    block_hash: StrictStr | None = None
 
 
 class ReleaseBody(WriteBody):
@@ -140,9 +152,27 @@ class BatchBody(WriteBody):
     )
 
 
+class TreasuryBalanceBody(Wire):
+    address: StrictStr
+    amount: StrictStr = Amount
+    block: StrictInt
+
+
 class ReconcileBody(Wire):
-    transfers: list[dict[str, Any]] = Field(max_length=100_000, description="records as in the transfer file")
+    transfers: list[dict[str, Any]] = Field(max_length=100_000, description=(
+        "log objects as eth_getLogs returns them, or normalised records as in the transfer file"))
     treasury: list[StrictStr] = Field(min_length=1, max_length=100)
+    token: StrictStr | None = Field(None, description="the USDC contract; other tokens are ignored and counted")
+    chain_id: StrictInt = Field(0, description="the chain of log objects (0: any)")
+    decimals: StrictInt = Field(6, ge=0, le=36)
+    from_block: StrictInt | None = None
+    to_block: StrictInt | None = None
+    confirmations: StrictInt | None = Field(None, ge=1, description="with headBlock: cut at the last final block")
+    head_block: StrictInt | None = None
+    start: StrictStr | None = Field(None, alias="from", description="window start by chain time, RFC 3339")
+    end: StrictStr | None = Field(None, alias="to", description="window end by chain time, RFC 3339")
+    treasury_balances: list[TreasuryBalanceBody] = Field(default_factory=list, max_length=100)
+    record: bool = False
 
 
 class ApiKeyBody(Wire):

@@ -177,6 +177,36 @@ unique_keys = Table(
     PrimaryKeyConstraint("scope", "key"),
 )
 
+# Where each on-chain transfer the journal records was mined: one row per deposit, withdrawal or
+# confirmation that names one, written with its journal row, so reconciliation reads a block window
+# by index instead of the whole journal. Rows without a block number are placed by journal time.
+chain_refs = Table(
+    "chain_refs",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("tx_hash", REFERENCE, nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+    Column("block_number", BigInteger, nullable=True),
+    Column("block_hash", REFERENCE, nullable=True),
+    Column("destination", ADDRESS, nullable=True),
+)
+Index("ix_chain_refs_block_seq", chain_refs.c.block_number, chain_refs.c.seq)
+Index("ix_chain_refs_tx_hash", chain_refs.c.tx_hash)
+
+# Recorded reconciliation runs (``reconcile --record``): what was compared, over which window, and
+# what came out, so the next run can say what changed and an auditor what was reconciled when.
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recorded_at_us", BigInteger, nullable=False),
+    Column("inputs_digest", HASH, nullable=False),
+    Column("window_json", Text, nullable=False),
+    Column("result_json", Text, nullable=False),
+)
+
 journal_head = Table(
     "journal_head",
     metadata,
