@@ -14,8 +14,9 @@ import json
 import random
 import threading
 import time
+from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, Union
 
@@ -47,7 +48,7 @@ from .domain.operations import (
 from .group_commit import GroupCommitter, GroupStats, Pending
 from .storage import journal_store as store
 from .storage import write_path as writes
-from .storage.driver_sql import DRIVER_ERRORS, is_retryable
+from .storage.driver_sql import DRIVER_ERRORS, SIDE_TABLES, is_retryable
 from .storage.engine import SINGLE_STATEMENT, WRITE, make_engine, migrate
 
 T = TypeVar("T")
@@ -93,6 +94,7 @@ class WriteRequest:
     idem: UniqueKey | None
     fingerprint: str | None
     annotations: Mapping[str, Any]
+    side_rows: Mapping[str, Sequence[tuple[Any, ...]]] = field(default_factory=dict)
 
 
 Answer = Union[list[Transaction], BaseException]
@@ -152,7 +154,8 @@ class LedgerService:
     # --- writes ------------------------------------------------------------------
 
     def execute(self, ops: Sequence[Operation], *, idempotency_key: str | None = None,
-                annotations: Mapping[str, Any] | None = None) -> list[Transaction]:
+                annotations: Mapping[str, Any] | None = None,
+                side_rows: Mapping[str, Sequence[tuple[Any, ...]]] | None = None) -> list[Transaction]:
         """Run ``ops`` atomically, in order; return their recorded transactions.
 
         The call joins whatever group of concurrent calls commits next (``group_commit``); it is
@@ -161,7 +164,9 @@ class LedgerService:
         ``replayed``; another request is ``idempotency_conflict``). ``annotations`` (call context:
         who asked, the request id, ...) are merged into every recorded transaction's metadata,
         inside the hash chain. They are not part of the request's fingerprint: a retry of the
-        same request carries another request id.
+        same request carries another request id. ``side_rows`` (by table, of
+        ``driver_sql.SIDE_TABLES``: the deposit watcher's checkpoint and credits) are written in
+        the same database transaction when the request is accepted, and not at all otherwise.
         """
         if not ops:
             raise InvalidArgument("a batch needs at least one operation")
@@ -171,8 +176,10 @@ class LedgerService:
         if idempotency_key is not None:
             idem = UniqueKey("idempotency", check_idempotency_key(idempotency_key), IdempotencyConflict)
         # The request's fingerprint is compared on an idempotent retry; without a key nobody reads it.
+        if side_rows and not side_rows.keys() <= SIDE_TABLES:
+            raise InvalidArgument(f"side rows go to {sorted(SIDE_TABLES)} only", field="side_rows")
         request = WriteRequest(tuple(ops), idem, fingerprint(ops) if idem is not None else None,
-                               dict(annotations or {}))
+                               dict(annotations or {}), dict(side_rows or {}))
         if idem is not None:  # a replay needs no lock and no group: look first
             replay = self.read(lambda c: self._answer_of(c, writes.find_used(c, [idem]), request))
             if replay is not None:
@@ -268,6 +275,7 @@ class LedgerService:
         freed: list[int] = []
         claimed: set[tuple[str, str]] = set()  # natural keys taken by this group's accepted requests
         involved: set[str] = set()
+        side_rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for i, request, ops, originals in requests:
             if request.idem is not None:
                 found = used.get((request.idem.scope, request.idem.key))
@@ -296,9 +304,11 @@ class LedgerService:
             claimed.update((key.scope, key.key) for _, key in keys)
             freed.extend(originals)
             involved.update(a for op in ops for a in op.involved_agents())
+            for table, rows in request.side_rows.items():
+                side_rows[table].extend(rows)
         # The call's last write: the commit goes with it (see ``write_path.record_many``).
         recorded = writes.record_many(conn, drafts, now, claims=claims, refusals=refusals, freed_seqs=freed,
-                                      forgotten_agents=created - involved, commit=True)
+                                      forgotten_agents=created - involved, side_rows=side_rows, commit=True)
         for i, (base, count) in spans.items():
             answers[i] = recorded[base:base + count]
 

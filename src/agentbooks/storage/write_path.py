@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection
 
@@ -136,7 +136,8 @@ def _used_keys(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], UsedKey]:
 def record_many(
     conn: Connection, drafts: Sequence[TransactionDraft], now: datetime, *,
     claims: Sequence[Claim] = (), refusals: Sequence[Refusal] = (), freed_seqs: Iterable[int] = (),
-    forgotten_agents: Iterable[str] = (), commit: bool = False,
+    forgotten_agents: Iterable[str] = (), side_rows: Mapping[str, Sequence[tuple[Any, ...]]] | None = None,
+    commit: bool = False,
 ) -> list[Transaction]:
     """Append drafts to the journal, in order, and update every cache, in the caller's transaction.
 
@@ -148,7 +149,8 @@ def record_many(
     requests that were all refused (their empty rows are removed). ``commit``
     commits the caller's transaction with the writes, so it must be the call's
     last write (on PostgreSQL the COMMIT rides with the writes). Without
-    drafts the chain head is not touched.
+    drafts the chain head is not touched. ``side_rows`` (tables of
+    ``driver_sql.SIDE_TABLES``) are the callers' own rows, written with the rest.
     """
     sql, raw = sql_for(conn), raw_connection(conn)
     forgotten = sorted(forgotten_agents)
@@ -157,6 +159,7 @@ def record_many(
         "forgotten_balances": [(name,) for a in forgotten for name in acct.agent_accounts(a).values()],
         "forgotten_accounts": [(name,) for a in forgotten for name in acct.agent_accounts(a).values()],
         "unique_keys": [(key.scope, key.key, 0, 0, fp, refusal) for key, fp, refusal in refusals],
+        **(side_rows or {}),
     }
     if not drafts:
         write_tables(raw, sql, forget_rows, commit=commit)
