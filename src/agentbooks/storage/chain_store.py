@@ -72,7 +72,7 @@ def credits_from(conn: Connection, watcher: str, from_block: int, *, limit: int)
 
 # --- payouts ----------------------------------------------------------------------------------
 
-PAYOUT_STATES = ("requested", "held", "signed", "submitted", "confirmed", "failed", "released")
+PAYOUT_STATES = ("requested", "refused", "held", "signed", "submitted", "confirmed", "failed", "released")
 OPEN_PAYOUT_STATES = ("requested", "held", "signed", "submitted")
 
 

@@ -235,7 +235,8 @@ chain_credits = Table(
 Index("ix_chain_credits_watcher_block", chain_credits.c.watcher, chain_credits.c.block_number)
 
 # A payout's life: requested -> held -> signed (nonce, tx hash and the signed bytes recorded before
-# the broadcast) -> submitted -> confirmed, or -> failed / released. client_ref is the agent's own.
+# the broadcast) -> submitted -> confirmed, or -> failed -> released; a refused hold: refused.
+# client_ref is the agent's own.
 payouts = Table(
     "payouts",
     metadata,
