@@ -52,11 +52,18 @@ class Ledger:
     # --- the seed's operations -------------------------------------------------------
 
     def deposit(self, agent: str, amount: Any, tx_hash: str, *, chain_id: int = 0, log_index: int = 0,
+                block_number: int | None = None, block_hash: str | None = None,
                 idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.deposit(agent, amount, tx_hash, chain_id, log_index), idempotency_key)
+        """Credit an on-chain deposit, once per (chain id, tx hash, log index); where it was mined, when known."""
+        return self._one(req.deposit(agent, amount, tx_hash, chain_id, log_index, block_number, block_hash),
+                         idempotency_key)
 
-    def withdraw(self, agent: str, amount: Any, tx_hash: str, *, idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.withdraw(agent, amount, tx_hash), idempotency_key)
+    def withdraw(self, agent: str, amount: Any, tx_hash: str, *, chain_id: int = 0, log_index: int = 0,
+                 destination: str | None = None, block_number: int | None = None, block_hash: str | None = None,
+                 idempotency_key: str | None = None) -> Transaction:
+        """A payout sent on chain, once per (chain id, tx hash, log index): a batched payout is one per log."""
+        return self._one(req.withdraw(agent, amount, tx_hash, chain_id, log_index, destination, block_number,
+                                      block_hash), idempotency_key)
 
     def spend(self, agent: str, amount: Any, session_key_id: str, *, idempotency_key: str | None = None) -> Transaction:
         return self._one(req.spend(agent, amount, session_key_id), idempotency_key)
@@ -67,8 +74,11 @@ class Ledger:
         return self._one(req.hold(agent, amount, reference, expires_at, allow_credit), idempotency_key)
 
     def confirm_hold(self, agent: str, amount: Any, reference: str, *, tx_hash: str | None = None,
+                     chain_id: int | None = None, log_index: int | None = None, destination: str | None = None,
+                     block_number: int | None = None, block_hash: str | None = None,
                      idempotency_key: str | None = None) -> Transaction:
-        return self._one(req.confirm_hold(agent, amount, reference, tx_hash), idempotency_key)
+        return self._one(req.confirm_hold(agent, amount, reference, tx_hash, chain_id, log_index, destination,
+                                          block_number, block_hash), idempotency_key)
 
     def release_hold(self, agent: str, amount: Any, reference: str, *, reason: str | None = None,
                      idempotency_key: str | None = None) -> Transaction:

@@ -61,13 +61,30 @@ def _int(value: object, field: str, *, low: int = 0, high: int = 2**62) -> int:
     return value
 
 
-def deposit(agent: Any, amount: Any, tx_hash: Any, chain_id: Any = 0, log_index: Any = 0) -> ops.Deposit:
+def _optional_int(value: Any, field: str) -> int | None:
+    return None if value is None else _int(value, field)
+
+
+def _block_hash(value: Any) -> str | None:
+    return None if value is None else _hash(value, "block_hash")
+
+
+def deposit(agent: Any, amount: Any, tx_hash: Any, chain_id: Any = 0, log_index: Any = 0,
+            block_number: Any = None, block_hash: Any = None) -> ops.Deposit:
     return ops.Deposit(normalize_address(agent), parse_amount(amount), _hash(tx_hash),
-                       _int(chain_id, "chain_id"), _int(log_index, "log_index"))
+                       _int(chain_id, "chain_id"), _int(log_index, "log_index"),
+                       _optional_int(block_number, "block_number"), _block_hash(block_hash))
 
 
-def withdraw(agent: Any, amount: Any, tx_hash: Any) -> ops.Withdraw:
-    return ops.Withdraw(normalize_address(agent), parse_amount(amount), _hash(tx_hash))
+def withdraw(agent: Any, amount: Any, tx_hash: Any, chain_id: Any = 0, log_index: Any = 0,
+             destination: Any = None, block_number: Any = None, block_hash: Any = None) -> ops.Withdraw:
+    return ops.Withdraw(normalize_address(agent), parse_amount(amount), _hash(tx_hash),
+                        _int(chain_id, "chain_id"), _int(log_index, "log_index"), _destination(destination),
+                        _optional_int(block_number, "block_number"), _block_hash(block_hash))
+
+
+def _destination(value: Any) -> str | None:
+    return None if value is None else normalize_address(value, field="destination")
 
 
 def spend(agent: Any, amount: Any, session_key_id: Any) -> ops.Spend:
@@ -81,9 +98,17 @@ def hold(agent: Any, amount: Any, reference: Any, expires_at: Any = None, allow_
     return ops.Hold(normalize_address(agent), parse_amount(amount), check_reference(reference), expiry, allow_credit)
 
 
-def confirm_hold(agent: Any, amount: Any, reference: Any, tx_hash: Any = None) -> ops.ConfirmHold:
+def confirm_hold(agent: Any, amount: Any, reference: Any, tx_hash: Any = None, chain_id: Any = None,
+                 log_index: Any = None, destination: Any = None, block_number: Any = None,
+                 block_hash: Any = None) -> ops.ConfirmHold:
+    chain_facts = (chain_id, log_index, destination, block_number, block_hash)
+    if tx_hash is None and any(v is not None for v in chain_facts):
+        raise InvalidArgument("chain fields of a confirmation need its tx_hash", field="tx_hash")
     return ops.ConfirmHold(normalize_address(agent), parse_amount(amount), check_reference(reference),
-                           _hash(tx_hash) if tx_hash is not None else None)
+                           _hash(tx_hash) if tx_hash is not None else None,
+                           _optional_int(chain_id, "chain_id"), _optional_int(log_index, "log_index"),
+                           _destination(destination), _optional_int(block_number, "block_number"),
+                           _block_hash(block_hash))
 
 
 def release_hold(agent: Any, amount: Any, reference: Any, reason: Any = None) -> ops.ReleaseHold:

@@ -34,15 +34,17 @@ def record_deposit(body: s.DepositBody, request: Request, ledger: Ledger = Depen
     """Record an on-chain USDC deposit; a repeated (chainId, txHash, logIndex) is 409 duplicate_deposit."""
     return write(request, "deposit", lambda: ledger.deposit(
         body.agent_address, body.amount, body.tx_hash, chain_id=body.chain_id, log_index=body.log_index,
-        idempotency_key=idem), _one, 201)
+        block_number=body.block_number, block_hash=body.block_hash, idempotency_key=idem), _one, 201)
 
 
 @router.post("/withdrawals", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
 def record_withdrawal(body: s.AdminWithdrawBody, request: Request, ledger: Ledger = Depends(get_ledger),
                       idem: str | None = Depends(idempotency_key)):
-    """Record a withdrawal already sent on chain (own funds only)."""
-    return write(request, "withdraw", lambda: ledger.withdraw(body.agent_address, body.amount, body.tx_hash,
-                                                              idempotency_key=idem), _one, 201)
+    """Record a withdrawal already sent on chain (own funds only); a repeated (chainId, txHash, logIndex) is 409."""
+    return write(request, "withdraw", lambda: ledger.withdraw(
+        body.agent_address, body.amount, body.tx_hash, chain_id=body.chain_id, log_index=body.log_index,
+        destination=body.destination, block_number=body.block_number, block_hash=body.block_hash,
+        idempotency_key=idem), _one, 201)
 
 
 @router.post("/holds/{address}/{reference}/confirm", response_model=s.TransactionEnvelope, responses=ERRORS)
@@ -50,7 +52,9 @@ def confirm_hold(address: str, reference: str, body: s.ConfirmBody, request: Req
                  ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
     """The held transfer went out on chain: the money leaves the platform."""
     return write(request, "confirm_hold", lambda: ledger.confirm_hold(
-        address, body.amount, reference, tx_hash=body.tx_hash, idempotency_key=idem), _one)
+        address, body.amount, reference, tx_hash=body.tx_hash, chain_id=body.chain_id, log_index=body.log_index,
+        destination=body.destination, block_number=body.block_number, block_hash=body.block_hash,
+        idempotency_key=idem), _one)
 
 
 @router.post("/holds/{address}/{reference}/release", response_model=s.TransactionEnvelope, responses=ERRORS)

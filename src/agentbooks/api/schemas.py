@@ -32,6 +32,8 @@ class DepositBody(Wire):
     tx_hash: StrictStr
     chain_id: StrictInt = 0
     log_index: StrictInt = 0
+    block_number: StrictInt | None = None
+    block_hash: StrictStr | None = None
 
 
 class WithdrawBody(Wire):
@@ -42,6 +44,11 @@ class AdminWithdrawBody(Wire):
     agent_address: StrictStr
     amount: StrictStr = Amount
     tx_hash: StrictStr
+    chain_id: StrictInt = 0
+    log_index: StrictInt = 0
+    destination: StrictStr | None = Field(None, description="the address paid, when not the agent's own")
+    block_number: StrictInt | None = None
+    block_hash: StrictStr | None = None
 
 
 class SpendBody(Wire):
@@ -73,6 +80,11 @@ class AmountBody(Wire):
 class ConfirmBody(Wire):
     amount: StrictStr = Amount
     tx_hash: StrictStr | None = None
+    chain_id: StrictInt | None = None
+    log_index: StrictInt | None = None
+    destination: StrictStr | None = None
+    block_number: StrictInt | None = None
+    block_hash: StrictStr | None = None
 
 
 class ReleaseBody(Wire):

@@ -237,14 +237,40 @@ def consume_hold(hold: HoldState, amount_micros: int, now: datetime) -> HoldEffe
 # --- the operations ---------------------------------------------------------
 
 
+def chain_metadata(chain_id: int, log_index: int, block_number: int | None = None, block_hash: str | None = None,
+                   destination: str | None = None) -> dict[str, Any]:
+    """Where a transfer was mined, as a transaction's metadata (hashed): the facts given, nothing else."""
+    meta: dict[str, Any] = {"chain_id": chain_id, "log_index": log_index}
+    for name, value in (("block_number", block_number), ("block_hash", block_hash), ("destination", destination)):
+        if value is not None:
+            meta[name] = value
+    return meta
+
+
+class ChainOperation(AgentOperation):
+    """An operation that records an on-chain transfer; its optional later fields stay out of the
+    request fingerprint while unset, so a retry of a request made before they existed still matches."""
+
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("block_number", "block_hash", "destination")
+
+    def fingerprint(self) -> dict[str, Any]:
+        out = super().fingerprint()
+        for name in self.OPTIONAL_FIELDS:
+            if out.get(name, 0) is None:
+                del out[name]
+        return out
+
+
 @dataclass(frozen=True)
-class Deposit(AgentOperation):
+class Deposit(ChainOperation):
     kind: ClassVar[Kind] = Kind.DEPOSIT
     agent: str
     amount_micros: int
     tx_hash: str
     chain_id: int = 0
     log_index: int = 0
+    block_number: int | None = None
+    block_hash: str | None = None
 
     def unique_key(self) -> UniqueKey:
         return UniqueKey("deposit", deposit_key(self.chain_id, self.tx_hash, self.log_index), DuplicateDeposit)
@@ -258,19 +284,30 @@ class Deposit(AgentOperation):
             postings=(Posting(acct.TREASURY, a), *inflow(ctx.agent(self.agent), a)),
             flows=(AgentFlow(self.agent, total_in_micros=a),),
             tx_hash=self.tx_hash,
-            metadata={"chain_id": self.chain_id, "log_index": self.log_index},
+            metadata=chain_metadata(self.chain_id, self.log_index, self.block_number, self.block_hash),
         )
 
 
 @dataclass(frozen=True)
-class Withdraw(AgentOperation):
+class Withdraw(ChainOperation):
+    """Money sent on chain to ``destination`` (the agent's own address when not given).
+
+    Keyed on (chain id, tx hash, log index): a batched payout, one transaction
+    paying several agents, is one withdrawal per ``Transfer`` log.
+    """
+
     kind: ClassVar[Kind] = Kind.WITHDRAW
     agent: str
     amount_micros: int
     tx_hash: str
+    chain_id: int = 0
+    log_index: int = 0
+    destination: str | None = None
+    block_number: int | None = None
+    block_hash: str | None = None
 
     def unique_key(self) -> UniqueKey:
-        return UniqueKey("withdraw", self.tx_hash, DuplicateWithdrawal)
+        return UniqueKey("withdraw", f"{self.chain_id}:{self.tx_hash}:{self.log_index}", DuplicateWithdrawal)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -282,6 +319,8 @@ class Withdraw(AgentOperation):
             postings=(Posting(acct.available(self.agent), a), Posting(acct.TREASURY, -a)),
             flows=(AgentFlow(self.agent, total_out_micros=a),),
             tx_hash=self.tx_hash,
+            metadata=chain_metadata(self.chain_id, self.log_index, self.block_number, self.block_hash,
+                                    self.destination),
         )
 
 
@@ -347,14 +386,20 @@ class Hold(HoldOperation):
 
 
 @dataclass(frozen=True)
-class ConfirmHold(HoldOperation):
-    """The held transfer went out on chain: the money leaves the platform."""
+class ConfirmHold(HoldOperation, ChainOperation):
+    """The held transfer went out on chain: the money leaves the platform (where to, when given)."""
 
     kind: ClassVar[Kind] = Kind.CONFIRM_HOLD
     agent: str
     amount_micros: int
     reference: str
     tx_hash: str | None = None
+    chain_id: int | None = None
+    log_index: int | None = None
+    destination: str | None = None
+    block_number: int | None = None
+    block_hash: str | None = None
+    OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("chain_id", "log_index", *ChainOperation.OPTIONAL_FIELDS)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -371,7 +416,15 @@ class ConfirmHold(HoldOperation):
             hold_effects=(consume_hold(hold, a, ctx.now),),
             reference=self.reference,
             tx_hash=self.tx_hash,
+            metadata=self._chain_metadata(),
         )
+
+    def _chain_metadata(self) -> dict[str, Any]:
+        if self.tx_hash is None or (self.chain_id is None and self.log_index is None and self.destination is None
+                                    and self.block_number is None):
+            return {}  # a confirmation that names no on-chain transfer, as before
+        return chain_metadata(self.chain_id or 0, self.log_index or 0, self.block_number, self.block_hash,
+                              self.destination)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 from ..domain.hashing import canonical_time
 from ..domain.model import Transaction
@@ -75,6 +75,14 @@ def _narration(tx: Transaction) -> str:
     return " ".join(parts)
 
 
+_CHAIN_META = ("block_number", "block_hash", "destination")
+
+
+def _chain_meta(meta: Any) -> dict[str, str]:
+    """Where an on-chain transfer was mined, as beancount metadata of its own (also inside ``details``)."""
+    return {name.replace("_", "-"): str(meta[name]) for name in _CHAIN_META if meta.get(name) is not None}
+
+
 def transaction_text(tx: Transaction) -> str:
     """One journal transaction as a beancount transaction (exactly 6 decimals everywhere)."""
     meta = {
@@ -87,6 +95,7 @@ def transaction_text(tx: Transaction) -> str:
         "amount-micros": str(tx.amount_micros),
         "reference": tx.reference,
         "tx-hash": tx.tx_hash,
+        **_chain_meta(tx.metadata),
         "credit-limit-micros": str(tx.credit_limit_micros) if tx.credit_limit_micros is not None else None,
         "reverses-seq": str(tx.reverses_seq) if tx.reverses_seq is not None else None,
         "memo": tx.memo,

@@ -203,6 +203,7 @@ TABLE_WRITES: tuple[TableWrite, ...] = (
     appended(tables.journal),
     appended(tables.postings),
     appended(tables.agent_entries),
+    appended(tables.chain_refs),
     # One update of each agent's row (totals, and the credit limit when the call set one): one
     # statement must not update the same row twice (PostgreSQL would apply only one of them).
     TableWrite("agents", _columns("d_in:bigint d_out:bigint last_seq:bigint at_us:bigint credit_limit:bigint "

@@ -142,6 +142,24 @@ unique_keys = Table(
     PrimaryKeyConstraint("scope", "key"),
 )
 
+# Where each on-chain transfer the journal records was mined: one row per deposit, withdrawal or
+# confirmation that names one, written with its journal row, so reconciliation reads a block window
+# by index instead of the whole journal. Rows without a block number are placed by journal time.
+chain_refs = Table(
+    "chain_refs",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("tx_hash", REFERENCE, nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+    Column("block_number", BigInteger, nullable=True),
+    Column("block_hash", REFERENCE, nullable=True),
+    Column("destination", ADDRESS, nullable=True),
+)
+Index("ix_chain_refs_block_seq", chain_refs.c.block_number, chain_refs.c.seq)
+Index("ix_chain_refs_chain_tx", chain_refs.c.chain_id, chain_refs.c.tx_hash, chain_refs.c.log_index)
+
 journal_head = Table(
     "journal_head",
     metadata,

@@ -174,7 +174,7 @@ def record_many(
     first_seq = seq + 1
     at_us = max(to_us(now), at_us)  # times never run backwards along the chain
     occurred_at = from_us(at_us)
-    journal_rows, posting_rows, entry_rows, recorded = [], [], [], []
+    journal_rows, posting_rows, entry_rows, chain_rows, recorded = [], [], [], [], []
     agent_totals: dict[str, list[int]] = {}  # agent -> [in, out, last seq]
     limits: dict[str, int] = {}
     hold_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -195,6 +195,8 @@ def record_many(
             _dump_metadata(draft.metadata, draft.hold_effects), prev_hash, digest,
         ))
         posting_rows += [(seq, i, *row) for i, row in enumerate(rows)]
+        if draft.tx_hash is not None:
+            chain_rows.append(_chain_ref_row(seq, draft))
         flows = _merge_flows(draft.flows)
         for f in flows:
             entry_rows.append((f.agent, seq, f.total_in_micros, f.total_out_micros))
@@ -225,6 +227,7 @@ def record_many(
         "journal": journal_rows,
         "postings": posting_rows,
         "agent_entries": entry_rows,
+        "chain_refs": chain_rows,
         "agents": [(i, o, last, at_us, limits.get(a), a) for a, (i, o, last) in sorted(agent_totals.items())],
         "holds": [(r["kind"], r["agent"], r["reference"], *(r[f] for f in _HOLD_FIELDS), r["expires_at_us"],
                    r["created_seq"], r["updated_seq"]) for r in inserts],
@@ -237,6 +240,14 @@ def record_many(
     }
     write_tables(raw, sql, table_rows, commit=commit)
     return recorded
+
+
+def _chain_ref_row(seq: int, draft: TransactionDraft) -> tuple[Any, ...]:
+    """The ``chain_refs`` row of a draft that records an on-chain transfer (chain 0: not said)."""
+    meta = draft.metadata
+    return (seq, draft.kind.value, meta.get("chain_id", 0), draft.tx_hash, meta.get("log_index", 0),
+            meta.get("block_number"),
+            meta.get("block_hash"), meta.get("destination"))
 
 
 def _merge_flows(flows: Iterable[AgentFlow]) -> tuple[AgentFlow, ...]:
