@@ -221,10 +221,11 @@ class PayoutExecutor:
         if self.w3.eth.block_number - receipt["blockNumber"] < self.confirmations:
             return payout
         log_index = self._transfer_log_index(receipt, payout)
-        op = ConfirmHold(payout.agent, payout.amount_micros, payout.hold_reference, tx_hash=payout.tx_hash)
+        op = ConfirmHold(payout.agent, payout.amount_micros, payout.hold_reference, tx_hash=payout.tx_hash,
+                         chain_id=self.chain_id, log_index=log_index, destination=payout.destination,
+                         block_number=int(receipt["blockNumber"]), block_hash=hex_hash(receipt["blockHash"]))
         self.service.execute([op], idempotency_key=f"payout-confirm:{payout.agent}:{payout.client_ref}",
-                             annotations={"payout": payout.client_ref, "chain_id": self.chain_id,
-                                          "log_index": log_index, "destination": payout.destination})
+                             annotations={"payout": payout.client_ref})
         log.info("payout %s of %s confirmed (%s log %s)", payout.client_ref, payout.agent, payout.tx_hash, log_index)
         return self._move(payout, "confirmed", log_index=log_index)
 

@@ -276,13 +276,15 @@ class DepositWatcher:
                  if self.config.unknown_senders == "suspense" else senders)
         for entry, sender, value in decoded:
             tx_hash, log_index = hex_hash(entry["transactionHash"]), int(entry["logIndex"])
+            block = {"chain_id": self.chain_id, "log_index": log_index, "block_number": int(entry["blockNumber"]),
+                     "block_hash": hex_hash(entry["blockHash"])}
             op: Operation
             if sender in known:
-                op = Deposit(sender, value, tx_hash, chain_id=self.chain_id, log_index=log_index)
+                op = Deposit(sender, value, tx_hash, **block)
             else:
-                op = ReceiveUnidentified(sender, value, tx_hash, chain_id=self.chain_id, log_index=log_index)
-            row = chain_store.credit_row(self.watcher_id, tx_hash, log_index, int(entry["blockNumber"]),
-                                         hex_hash(entry["blockHash"]))
+                op = ReceiveUnidentified(sender, value, tx_hash, **block)
+            row = chain_store.credit_row(self.watcher_id, tx_hash, log_index, block["block_number"],
+                                         block["block_hash"])
             candidates.append((op, row))
         keys = [op.unique_key() for op, _ in candidates]
         used = self.service.read(lambda c: writes.find_used(c, keys)) if keys else {}

@@ -887,6 +887,8 @@ class ReceiveUnidentified(Operation):
     tx_hash: str
     chain_id: int = 0
     log_index: int = 0
+    block_number: int | None = None
+    block_hash: str | None = None
 
     def involved_agents(self) -> tuple[str, ...]:
         return ()
@@ -900,7 +902,7 @@ class ReceiveUnidentified(Operation):
             kind=self.kind, agent=None, counterparty=self.sender, amount_micros=a,
             postings=(Posting(acct.TREASURY, a), Posting(acct.SUSPENSE, -a)),
             flows=(), tx_hash=self.tx_hash,
-            metadata={"chain_id": self.chain_id, "log_index": self.log_index},
+            metadata=chain_metadata(self.chain_id, self.log_index, self.block_number, self.block_hash),
         )
 
 

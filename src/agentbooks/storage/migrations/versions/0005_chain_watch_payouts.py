@@ -1,14 +1,14 @@
 """On chain: the deposit watcher's checkpoints and credits, the payout executor's records, Agent:Suspense.
 
-Revision ID: 0004_chain_watch_payouts
-Revises: 0003
+Revision ID: 0005_chain_watch_payouts
+Revises: 0004_chain_refs
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_chain_watch_payouts"
-down_revision = "0003"
+revision = "0005_chain_watch_payouts"
+down_revision = "0004_chain_refs"
 branch_labels = None
 depends_on = None
 
