@@ -15,7 +15,7 @@ import pytest
 from agentbooks import Ledger
 from agentbooks.chain.executor import HotWallet, PayoutExecutor
 from agentbooks.chain.payouts import request_payout
-from agentbooks.domain.errors import IdempotencyConflict, InsufficientBalance
+from agentbooks.domain.errors import IdempotencyConflict, InsufficientBalance, InvalidArgument
 from agentbooks.domain.model import Kind
 from agentbooks.storage import chain_store
 from agentbooks.verify.database import verify_database
@@ -171,6 +171,16 @@ def test_a_dropped_transaction_is_sent_again_with_the_same_bytes(any_ledger, cha
     assert_clean(any_ledger)
 
 
-def test_the_key_is_never_shown(hot_wallet):
-    assert hot_wallet.address in repr(hot_wallet)
-    assert "0x" + hot_wallet._account.key.hex() not in repr(hot_wallet)
+def test_the_hot_wallet_key_comes_from_a_file_or_the_environment_and_is_never_shown(tmp_path, monkeypatch):
+    key = "0x" + "4f" * 32
+    (tmp_path / "hot-wallet").write_text(key + "\n")
+    from_file = HotWallet.from_file(tmp_path / "hot-wallet")
+    monkeypatch.setenv("AGENTBOOKS_HOT_WALLET_KEY", key)
+    assert HotWallet.from_env().address == from_file.address
+    assert key[2:] not in repr(from_file) and from_file.address in repr(from_file)
+    with pytest.raises(InvalidArgument) as bad:
+        HotWallet("0x" + "zz" * 32)
+    assert "zz" not in str(bad.value)
+    monkeypatch.delenv("AGENTBOOKS_HOT_WALLET_KEY")
+    with pytest.raises(InvalidArgument):
+        HotWallet.from_env()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,7 +40,7 @@ from ..storage import chain_store
 from ..storage.chain_store import PayoutRecord
 from ..storage.journal_store import to_us
 from .erc20 import hex_hash, token_contract
-from .metrics import ChainMetrics
+from .metrics import ChainMetrics, run_every
 from .payouts import hold_payout
 
 log = logging.getLogger("agentbooks.payouts")
@@ -104,12 +103,8 @@ class PayoutExecutor:
         self.hook = hook or (lambda step, payout: None)
 
     def run(self, *, interval: float = 5.0, stop: Callable[[], bool] = lambda: False) -> None:
-        while not stop():
-            try:
-                self.step()
-            except Exception:  # noqa: BLE001 - a node or database hiccup: the next step starts over
-                log.exception("payout step failed")
-            time.sleep(interval)
+        """Step until ``stop()``."""
+        run_every(interval, self.step, log, stop=stop)
 
     def step(self) -> dict[str, int]:
         """Move every open payout as far as it can go now; how many of them are in each state."""

@@ -1,6 +1,10 @@
-"""Prometheus metrics of the on-chain workers (their own registry unless given one)."""
+"""Prometheus metrics of the on-chain workers (their own registry unless given one), and their loop."""
 
 from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -21,3 +25,14 @@ class ChainMetrics:
                                  "blocks between the chain head and the watcher's checkpoint", registry=self.registry)
         self.payouts = Counter("agentbooks_chain_payouts_total", "payouts entering each state", ["state"],
                                registry=self.registry)
+
+
+def run_every(interval: float, work: Callable[[], Any], log: logging.Logger, *,
+              stop: Callable[[], bool] = lambda: False) -> None:
+    """``work()`` every ``interval`` seconds until ``stop()``; a failed pass is logged and tried again."""
+    while not stop():
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - a node or database hiccup: the next pass starts over
+            log.exception("pass failed")
+        time.sleep(interval)

@@ -28,7 +28,6 @@ counted and ignored.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -46,7 +45,7 @@ from ..storage import journal_store as store
 from ..storage import write_path as writes
 from ..storage.journal_store import to_us
 from .erc20 import hex_hash, token_contract
-from .metrics import ChainMetrics
+from .metrics import ChainMetrics, run_every
 
 log = logging.getLogger("agentbooks.watch")
 
@@ -120,15 +119,8 @@ class DepositWatcher:
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self, *, interval: float = 5.0, stop: Callable[[], bool] = lambda: False) -> None:
-        """Poll until ``stop()``; a failed poll is logged and tried again after ``interval``."""
-        while not stop():
-            try:
-                report = self.poll()
-                log.info("watched to block %s (lag %s): %s credited, %s reversed", report.checkpoint and
-                         report.checkpoint[0], report.lag_blocks, len(report.credited), len(report.reversed))
-            except Exception:  # noqa: BLE001 - a node or database hiccup: the next poll starts over
-                log.exception("watch poll failed")
-            time.sleep(interval)
+        """Poll until ``stop()``."""
+        run_every(interval, self.poll, log, stop=stop)
 
     def poll(self) -> WatchReport:
         report = WatchReport(head=self.w3.eth.block_number)
@@ -144,6 +136,8 @@ class DepositWatcher:
             log.warning("the chain moved while reading a page (%s); the next poll reads it again", moved)
         report.checkpoint = checkpoint
         self.metrics.watcher_lag.set(report.lag_blocks)
+        log.info("watched to block %s (lag %s): %s credited, %s reversed", checkpoint[0], report.lag_blocks,
+                 len(report.credited), len(report.reversed))
         return report
 
     # --- checkpoint and reorgs -----------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import typer
 
@@ -55,15 +56,10 @@ def watch(
         config = WatchConfig(token=token, treasuries=tuple(treasury), confirmations=confirmations,
                              unknown_senders=unknown_senders, page_size=page_size, from_block=from_block)
         watcher = DepositWatcher(ledger.service, connect(rpc), config)
-        _serve_metrics(watcher.metrics.registry, metrics_port)
-        if not once:
-            watcher.run(interval=interval)
-            return
-        report = watcher.poll()
-        print(json.dumps({"checkpoint": report.checkpoint and report.checkpoint[0], "head": report.head,
-                          "lagBlocks": report.lag_blocks, "credited": len(report.credited),
-                          "reversed": len(report.reversed), "reversalRefused": len(report.reversal_refused),
-                          "ignored": report.ignored}))
+        _work(watcher, watcher.poll, once, interval, metrics_port, lambda report: {
+            "checkpoint": report.checkpoint and report.checkpoint[0], "head": report.head,
+            "lagBlocks": report.lag_blocks, "credited": len(report.credited), "reversed": len(report.reversed),
+            "reversalRefused": len(report.reversal_refused), "ignored": report.ignored})
 
 
 @app.command()
@@ -86,15 +82,17 @@ def payouts(
     wallet = HotWallet.from_file(key_file) if key_file else HotWallet.from_env()
     with open_ledger(url) as ledger:
         executor = PayoutExecutor(ledger.service, connect(rpc), token, wallet, confirmations=confirmations)
-        _serve_metrics(executor.metrics.registry, metrics_port)
-        if not once:
-            executor.run(interval=interval)
-            return
-        print(json.dumps({"payouts": executor.step()}))
+        _work(executor, executor.step, once, interval, metrics_port, lambda counts: {"payouts": counts})
 
 
-def _serve_metrics(registry, port: int | None) -> None:  # type: ignore[no-untyped-def]
-    if port is not None:
+def _work(worker: Any, one_pass: Callable[[], Any], once: bool, interval: float, metrics_port: int | None,
+          summary: Callable[[Any], dict[str, Any]]) -> None:
+    """Serve the worker's metrics if asked; one pass printed as JSON (``--once``), or passes until stopped."""
+    if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr="127.0.0.1", registry=registry)
+        start_http_server(metrics_port, addr="127.0.0.1", registry=worker.metrics.registry)
+    if not once:
+        worker.run(interval=interval)
+        return
+    print(json.dumps(summary(one_pass())))
