@@ -131,6 +131,27 @@ def test_a_reorg_deeper_than_n_reverses_the_credited_deposit(any_ledger, chain, 
     assert_clean(any_ledger)
 
 
+def test_a_transfer_re_mined_in_another_block_after_a_deep_reorg_is_reversed_and_credited_again(any_ledger, chain,
+                                                                                                 treasury):
+    alice = funded_sender(chain)
+    w = watcher(any_ledger, chain, treasury)
+    fork = chain.snapshot()
+    transfer = chain.signed_transfer(alice, treasury, 5_000_000)
+    tx_hash, first_block = chain.broadcast(transfer)
+    chain.mine(CONFIRMATIONS)
+    [credited] = w.poll().credited
+    chain.reorg(fork, new_blocks=2)  # the new branch mines the same transaction later
+    _, second_block = chain.broadcast(transfer)
+    chain.mine(CONFIRMATIONS)
+    report = w.poll()
+    assert [t.metadata["reverses"] for t in report.reversed] == [credited.id]
+    [again] = report.credited
+    assert (again.tx_hash, again.metadata["block_number"]) == (tx_hash, second_block) and second_block > first_block
+    assert any_ledger.get_balance(alice.address).available == Decimal("5")
+    assert w.poll().credited == [] and w.poll().reversed == []
+    assert_clean(any_ledger)
+
+
 def test_unknown_senders_wait_in_suspense_until_an_admin_assigns_them(any_ledger, chain, treasury):
     exchange = funded_sender(chain)
     alice = funded_sender(chain)

@@ -15,9 +15,9 @@ One ``poll`` (``agentbooks watch --once``):
    is credited. Its deposits (keyed on chain id, tx hash, log index), the
    record of their blocks (``chain_credits``) and the checkpoint's move are
    one ledger request (``LedgerService.execute``'s side rows): one database
-   transaction. The request's idempotency key names the checkpoint it starts
-   from, so a second watcher on the same page replays the first one's answer,
-   and the checkpoint moves by compare-and-set.
+   transaction. The checkpoint moves by compare-and-set and every log's key is
+   claimed once, so a second watcher on the same page is refused as a whole
+   and carries on from where the first one left the checkpoint.
 
 A sender that is no agent yet is credited as a new agent (``credit``, the
 original's behaviour) or held in ``Agent:Suspense`` (``suspense``). Zero-value
@@ -35,7 +35,7 @@ from web3 import Web3
 from web3.types import LogReceipt
 
 from ..domain.addresses import normalize_address
-from ..domain.errors import DuplicateDeposit, IdempotencyConflict, InvalidArgument, InvariantViolation, LedgerError
+from ..domain.errors import DuplicateDeposit, InvalidArgument, InvariantViolation, LedgerError
 from ..domain.model import Transaction
 from ..domain.money import MAX_AMOUNT_MICROS
 from ..domain.operations import Deposit, Operation, ReceiveUnidentified, Reverse, UniqueKey, deposit_key
@@ -229,18 +229,15 @@ class DepositWatcher:
         side_rows = {"chain_credits": credits,
                      "chain_checkpoint_moves": [chain_store.checkpoint_move_row(self.watcher_id, checkpoint, target, now)]}
         try:
-            recorded = self.service.execute(
-                ops, idempotency_key=f"watch:{self.watcher_id}:{checkpoint[0]}:{checkpoint[1]}",
-                annotations={"initiator": "deposit-watcher"}, side_rows=side_rows)
-        except (IdempotencyConflict, DuplicateDeposit, InvariantViolation) as exc:
-            # Another watcher moved the checkpoint first (or credited these logs): carry on from its.
+            recorded = self.service.execute(ops, annotations={"initiator": "deposit-watcher"}, side_rows=side_rows)
+        except (DuplicateDeposit, InvariantViolation) as exc:
+            # Another watcher credited these logs (their keys are taken) or moved the checkpoint first
+            # (its compare-and-set found no row): nothing of this page was written; carry on from there.
             found = self._checkpoint()
             if found == checkpoint:
                 raise  # not a concurrent watcher after all
             log.info("another watcher moved the checkpoint (%s); continuing from block %s", exc.code, found[0])
             return found
-        if any(t.replayed for t in recorded):
-            return self._checkpoint()  # a concurrent watcher's page: its answer, already counted there
         for t in recorded:
             self.metrics.deposits_credited.labels("agent" if t.agent else "suspense").inc()
         report.credited.extend(recorded)
