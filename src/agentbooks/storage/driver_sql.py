@@ -186,6 +186,8 @@ def appended(table: Table) -> TableWrite:
     return TableWrite(table.name, tuple(f"{c.name}:{_postgres_type(c)}" for c in table.columns))
 
 
+_ACTIVE_AGENTS = "(SELECT address FROM agents WHERE last_seq IS NOT NULL)"
+_ACTIVE_ACCOUNTS = f"(SELECT name FROM accounts WHERE agent IN {_ACTIVE_AGENTS})"
 _FREE_KEYS = "scope NOT IN ('idempotency', 'reversal')"  # request idempotency keys describe the request: they stay
 
 # In this order: the balances, the chain head (both locked by now), the books, then the caches.
@@ -236,12 +238,15 @@ TABLE_WRITES: tuple[TableWrite, ...] = (
     TableWrite("forgotten_agents", _columns("address:text"),
                "DELETE FROM agents WHERE address = ? AND last_seq IS NULL",
                "DELETE FROM agents USING {rows} WHERE agents.address = u.address AND agents.last_seq IS NULL"),
+    # Never the rows of an agent a concurrent writer has meanwhile given a transaction ("created"
+    # means "not there when this call first looked"): only agents still without one lose them.
     TableWrite("forgotten_balances", _columns("account:text"),
-               "DELETE FROM balances WHERE account = ? AND balance_micros = 0",
-               "DELETE FROM balances USING {rows} WHERE balances.account = u.account AND balances.balance_micros = 0"),
+               f"DELETE FROM balances WHERE account = ? AND balance_micros = 0 AND account NOT IN {_ACTIVE_ACCOUNTS}",
+               "DELETE FROM balances USING {rows} WHERE balances.account = u.account AND balances.balance_micros = 0 "
+               f"AND balances.account NOT IN {_ACTIVE_ACCOUNTS}"),
     TableWrite("forgotten_accounts", _columns("name:text"),
-               "DELETE FROM accounts WHERE name = ?",
-               "DELETE FROM accounts USING {rows} WHERE accounts.name = u.name"),
+               f"DELETE FROM accounts WHERE name = ? AND agent NOT IN {_ACTIVE_AGENTS}",
+               f"DELETE FROM accounts USING {{rows}} WHERE accounts.name = u.name AND accounts.agent NOT IN {_ACTIVE_AGENTS}"),
     appended(tables.unique_keys),
     # Side rows (``SIDE_TABLES``): the deposit watcher's, written with the deposits they describe.
     appended(tables.chain_credits),
