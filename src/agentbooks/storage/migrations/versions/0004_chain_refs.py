@@ -1,7 +1,7 @@
 """Where recorded on-chain transfers were mined (``chain_refs``); withdrawals keyed on (chain, tx hash, log index).
 
 Revision ID: 0004_chain_refs
-Revises: 0003
+Revises: 0004_events
 """
 
 import json
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_chain_refs"
-down_revision = "0003"
+down_revision = "0004_events"
 branch_labels = None
 depends_on = None
 
