@@ -75,11 +75,18 @@ class TestChain:
 
     def send(self, sender: Wallet, to: str, units: int) -> tuple[str, int]:
         """``sender`` transfers ``units`` of the token to ``to``: (tx hash, block number)."""
+        return self.broadcast(self.signed_transfer(sender, to, units))
+
+    def signed_transfer(self, sender: Wallet, to: str, units: int) -> bytes:
+        """The signed bytes of ``sender``'s transfer, not sent (``broadcast`` sends them, again after a reorg)."""
         fn = self.token.functions.transfer(Web3.to_checksum_address(to), units)
         tx = fn.build_transaction({"from": sender.address, "nonce": self.w3.eth.get_transaction_count(sender.address),
                                    "gas": 100_000})
-        signed = Account.sign_transaction(tx, sender.key)
-        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        return bytes(Account.sign_transaction(tx, sender.key).raw_transaction)
+
+    def broadcast(self, raw: bytes) -> tuple[str, int]:
+        """Send signed bytes and wait for them to be mined: (tx hash, block number)."""
+        tx_hash = self.w3.eth.send_raw_transaction(raw)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         assert receipt["status"] == 1, "the test's own transfer reverted"
         return tx_hash.to_0x_hex(), receipt["blockNumber"]

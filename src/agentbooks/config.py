@@ -7,6 +7,7 @@ import os
 DEFAULT_DATABASE_URL = "sqlite:///agentbooks.db"
 DATABASE_URL_ENV = "AGENTBOOKS_DATABASE_URL"
 ADMIN_SECRET_ENV = "AGENTBOOKS_ADMIN_SECRET"
+PAYOUTS_ENV = "AGENTBOOKS_PAYOUTS"  # "1": a payout executor runs; withdrawals become payouts
 
 
 def database_url(explicit: str | None = None) -> str:

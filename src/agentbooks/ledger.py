@@ -19,10 +19,10 @@ from .requests import check_seq
 from .domain import accounts as acct
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, NotFound
-from .domain.model import Balance, DryRun, Entry, HoldKind, HoldState, Transaction, TransactionPage
+from .domain.model import Balance, DryRun, Entry, HoldKind, HoldState, Kind, Transaction, TransactionPage
 from .domain.money import format_micros, parse_amount, to_decimal
 from .domain.netting import MAX_OBLIGATIONS, Obligation, net_settle
-from .domain.operations import Operation
+from .domain.operations import AssignSuspense, Operation, ReturnSuspense
 from .service import LedgerService, utc_now
 from .storage import journal_store as store
 
@@ -173,6 +173,26 @@ class Ledger:
         return audit.audited(self.service, audit.REVERSAL_REQUESTED, original.agent if original else None,
                              {"transaction_id": op.transaction_id, "reason": op.reason},
                              lambda: self._one(op, idempotency_key, metadata, False))
+
+    # --- Agent:Suspense (USDC from senders who are no known agent) --------------------------
+
+    def _suspense_receipt(self, transaction_id: str) -> Transaction:
+        receipt = self.get_transaction(transaction_id)
+        if receipt.kind is not Kind.RECEIVE_UNIDENTIFIED:
+            raise InvalidArgument(f"transaction {transaction_id!r} is no suspense receipt", field="transaction_id")
+        return receipt
+
+    def assign_suspense(self, receipt_id: str, agent: str, *, idempotency_key: str | None = None) -> Transaction:
+        """The suspense receipt ``receipt_id`` is ``agent``'s money: credit it (outstanding credit repaid first)."""
+        receipt = self._suspense_receipt(receipt_id)
+        return self._one(AssignSuspense(normalize_address(agent), receipt.amount_micros, receipt.id), idempotency_key,
+                         None, False)
+
+    def return_suspense(self, receipt_id: str, tx_hash: str, *, idempotency_key: str | None = None) -> Transaction:
+        """The suspense receipt was sent back to its sender on chain in ``tx_hash``."""
+        receipt = self._suspense_receipt(receipt_id)
+        op = ReturnSuspense(receipt.amount_micros, receipt.id, req.tx_hash(tx_hash), receipt.counterparty or "")
+        return self._one(op, idempotency_key, None, False)
 
     def batch(self, operations: Iterable[Mapping[str, Any] | Operation], *,
               idempotency_key: str | None = None, metadata: Metadata = None,

@@ -116,6 +116,11 @@ def _hash(value: object, field: str = "tx_hash") -> str:
     return text.lower() if text.startswith(("0x", "0X")) else text
 
 
+def tx_hash(value: object) -> str:
+    """A transaction hash as the ledger keeps it (hex lower-cased)."""
+    return _hash(value)
+
+
 def _int(value: object, field: str, *, low: int = 0, high: int = 2**62) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidArgument(f"{field} must be an integer in [{low}, {high}]", field=field)

@@ -14,8 +14,9 @@ import json
 import random
 import threading
 import time
+from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, Union
 
@@ -49,7 +50,7 @@ from . import context as call_context
 from .group_commit import GroupCommitter, GroupStats, Pending
 from .storage import journal_store as store
 from .storage import write_path as writes
-from .storage.driver_sql import DRIVER_ERRORS, is_retryable
+from .storage.driver_sql import DRIVER_ERRORS, SIDE_TABLES, is_retryable
 from .storage.engine import SINGLE_STATEMENT, WRITE, make_engine, migrate
 
 T = TypeVar("T")
@@ -95,6 +96,7 @@ class WriteRequest:
     idem: UniqueKey | None
     fingerprint: str | None
     annotations: Mapping[str, Any]
+    side_rows: Mapping[str, Sequence[tuple[Any, ...]]] = field(default_factory=dict)
 
 
 Answer = Union[list[Transaction], BaseException]
@@ -154,7 +156,8 @@ class LedgerService:
     # --- writes ------------------------------------------------------------------
 
     def execute(self, ops: Sequence[Operation], *, idempotency_key: str | None = None,
-                annotations: Mapping[str, Any] | None = None) -> list[Transaction]:
+                annotations: Mapping[str, Any] | None = None,
+                side_rows: Mapping[str, Sequence[tuple[Any, ...]]] | None = None) -> list[Transaction]:
         """Run ``ops`` atomically, in order; return their recorded transactions.
 
         The call joins whatever group of concurrent calls commits next (``group_commit``); it is
@@ -163,9 +166,11 @@ class LedgerService:
         ``replayed``; another request is ``idempotency_conflict``). ``annotations`` (call context:
         who asked, the request id, ...) are merged into every recorded transaction's metadata,
         inside the hash chain. They are not part of the request's fingerprint: a retry of the
-        same request carries another request id.
+        same request carries another request id. ``side_rows`` (by table, of
+        ``driver_sql.SIDE_TABLES``: the deposit watcher's checkpoint and credits) are written in
+        the same database transaction when the request is accepted, and not at all otherwise.
         """
-        request = self._request(ops, idempotency_key, annotations)
+        request = self._request(ops, idempotency_key, annotations, side_rows)
         idem = request.idem
         if idem is not None:  # a replay needs no lock and no group: look first
             replay = self.read(lambda c: self._answer_of(c, writes.find_used(c, [idem]), request))
@@ -175,8 +180,8 @@ class LedgerService:
                                       exclusive_key=(idem.scope, idem.key) if idem is not None else None)
 
     @staticmethod
-    def _request(ops: Sequence[Operation], idempotency_key: str | None,
-                 annotations: Mapping[str, Any] | None) -> WriteRequest:
+    def _request(ops: Sequence[Operation], idempotency_key: str | None, annotations: Mapping[str, Any] | None,
+                 side_rows: Mapping[str, Sequence[tuple[Any, ...]]] | None = None) -> WriteRequest:
         if not ops:
             raise InvalidArgument("a batch needs at least one operation")
         if len(ops) > MAX_BATCH_OPERATIONS:
@@ -186,8 +191,10 @@ class LedgerService:
             idem = UniqueKey("idempotency", check_idempotency_key(idempotency_key), IdempotencyConflict)
         # The request's fingerprint is compared on an idempotent retry; without a key nobody reads it.
         # The caller's context is read here, on its own thread: the commit runs on another.
+        if side_rows and not side_rows.keys() <= SIDE_TABLES:
+            raise InvalidArgument(f"side rows go to {sorted(SIDE_TABLES)} only", field="side_rows")
         return WriteRequest(tuple(ops), idem, fingerprint(ops) if idem is not None else None,
-                            {**call_context.current().annotations(), **(annotations or {})})
+                            {**call_context.current().annotations(), **(annotations or {})}, dict(side_rows or {}))
 
     def dry_run(self, ops: Sequence[Operation], *, idempotency_key: str | None = None,
                 annotations: Mapping[str, Any] | None = None) -> DryRun:
@@ -309,6 +316,7 @@ class LedgerService:
         freed: list[int] = []
         claimed: set[tuple[str, str]] = set()  # natural keys taken by this group's accepted requests
         involved: set[str] = set()
+        side_rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for i, request, ops, originals in requests:
             if request.idem is not None:
                 found = used.get((request.idem.scope, request.idem.key))
@@ -337,9 +345,12 @@ class LedgerService:
             claimed.update((key.scope, key.key) for _, key in keys)
             freed.extend(originals)
             involved.update(a for op in ops for a in op.involved_agents())
+            for table, rows in request.side_rows.items():
+                side_rows[table].extend(rows)
         # The call's last write: the commit goes with it (see ``write_path.record_many``).
         recorded = writes.record_many(conn, drafts, now, claims=claims, refusals=refusals, freed_seqs=freed,
-                                      forgotten_agents=created - involved, agent_states=loaded, commit=True)
+                                      forgotten_agents=created - involved, agent_states=loaded, side_rows=side_rows,
+                                      commit=True)
         for i, (base, count) in spans.items():
             answers[i] = recorded[base:base + count]
 

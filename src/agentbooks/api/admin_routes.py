@@ -43,6 +43,22 @@ def record_deposit(body: s.DepositBody, request: Request, ledger: Ledger = Depen
         block_number=body.block_number, block_hash=body.block_hash, **call.options(body)), _one, 201)
 
 
+@router.post("/suspense/{transaction_id}/assign", response_model=s.TransactionEnvelope, responses=ERRORS)
+def assign_suspense(transaction_id: str, body: s.AssignSuspenseBody, request: Request,
+                    ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+    """A suspense receipt (USDC from no known agent) is this agent's: credit it; once per receipt."""
+    return write(request, "assign_suspense", lambda: ledger.assign_suspense(
+        transaction_id, body.agent_address, idempotency_key=idem), _one)
+
+
+@router.post("/suspense/{transaction_id}/return", response_model=s.TransactionEnvelope, responses=ERRORS)
+def return_suspense(transaction_id: str, body: s.ReturnSuspenseBody, request: Request,
+                    ledger: Ledger = Depends(get_ledger), idem: str | None = Depends(idempotency_key)):
+    """A suspense receipt was sent back to its sender on chain; once per receipt."""
+    return write(request, "return_suspense", lambda: ledger.return_suspense(
+        transaction_id, body.tx_hash, idempotency_key=idem), _one)
+
+
 @router.post("/withdrawals", status_code=201, response_model=s.TransactionEnvelope, responses=WRITE_ERRORS)
 def record_withdrawal(body: s.AdminWithdrawBody, request: Request, ledger: Ledger = Depends(get_ledger),
                       call: WriteCall = Depends(write_call)):

@@ -7,7 +7,10 @@ import secrets
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ..domain.money import to_decimal
+from ..chain.payouts import PayoutAnswer, request_payout
+from ..domain.errors import PayoutNotFound
+from ..domain.money import parse_amount, to_decimal
+from ..storage import chain_watch_store as chain_store
 from ..requests import parse_time
 from ..ledger import DEFAULT_HISTORY_LIMIT, Ledger
 from . import schemas as s
@@ -65,9 +68,38 @@ def request_withdrawal(body: s.WithdrawBody, request: Request, agent: str = Depe
     # A retry with the same Idempotency-Key must name the same hold to replay.
     idem = call.idempotency_key
     hold_ref = "withdraw-" + (hashlib.sha256(idem.encode()).hexdigest()[:16] if idem else secrets.token_hex(8))
+    if request.app.state.payouts:  # the executor pays it out, to the agent's own address
+        return write(request, "withdraw_request",
+                     lambda: request_payout(ledger.service, agent, agent, parse_amount(body.amount), hold_ref,
+                                            hold_reference=hold_ref).hold,  # type: ignore[arg-type,return-value]
+                     lambda tx: s.WithdrawOut(hold_ref=tx.reference, transaction=s.transaction_out(tx)), 202)
     return write(request, "withdraw_request",
                  lambda: ledger.hold(agent, body.amount, hold_ref, allow_credit=False, **call.options(body)),
                  lambda tx: s.WithdrawOut(hold_ref=tx.reference, transaction=s.transaction_out(tx)), 202)
+
+
+@router.post("/payouts", status_code=202, response_model=s.PayoutOut, responses=ERRORS)
+def request_payout_route(body: s.PayoutBody, request: Request, agent: str = Depends(agent_mover),
+                         ledger: Ledger = Depends(get_ledger)):
+    """Send USDC on chain to ``to``: the amount is held from the agent's own funds (never credit) and the
+    payout executor sends it. ``clientRef`` is the agent's own: a repeat returns the same payout."""
+    answers: list[PayoutAnswer] = []
+
+    def work():  # type: ignore[no-untyped-def]
+        answers.append(request_payout(ledger.service, agent, body.to, parse_amount(body.amount), body.client_ref))
+        return answers[0].hold
+
+    return write(request, "payout_request", work,
+                 lambda tx: s.PayoutOut(payout=s.payout_out(answers[0].payout), transaction=s.transaction_out(tx)), 202)
+
+
+@router.get("/payouts/{client_ref}", response_model=s.PayoutOut, responses=ERRORS)
+def get_payout(client_ref: str, agent: str = Depends(agent_reader), ledger: Ledger = Depends(get_ledger)) -> s.PayoutOut:
+    """Where the agent's payout ``client_ref`` is: its state, nonce, transaction hash and log index."""
+    record = ledger.service.read(lambda c: chain_store.get_payout(c, agent, client_ref))
+    if record is None:
+        raise PayoutNotFound(f"{agent} has no payout {client_ref[:100]!r}", client_ref=client_ref[:100])
+    return s.PayoutOut(payout=s.payout_out(record))
 
 
 @router.post("/spend", response_model=s.TransactionEnvelope | s.DryRunOut, responses=ERRORS)

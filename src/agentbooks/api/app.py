@@ -6,7 +6,7 @@ import os
 
 from fastapi import FastAPI
 
-from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV
+from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV, PAYOUTS_ENV
 from ..config import database_url as resolve_database_url
 from ..ledger import Ledger
 from ..credit import CreditScorer, ledger_history_score
@@ -29,14 +29,19 @@ move nothing; `X-Admin-Secret` opens the admin routes.
 
 
 def create_app(database_url: str | None = None, admin_secret: str | None = None, *,
-               ledger: Ledger | None = None, credit_scorer: CreditScorer | None = None) -> FastAPI:
+               ledger: Ledger | None = None, credit_scorer: CreditScorer | None = None,
+               payouts: bool = False) -> FastAPI:
     """An app over ``ledger``, or over a ledger opened at ``database_url`` (migrated on open).
 
-    ``credit_scorer`` scores credit applications (default: ``credit.ledger_history_score``)."""
+    ``credit_scorer`` scores credit applications (default: ``credit.ledger_history_score``).
+    ``payouts``: a payout executor runs against this database (``agentbooks payouts``), so a
+    withdrawal becomes a payout to the agent's own address instead of a hold an admin settles.
+    """
     app = FastAPI(title="agentbooks", version="0.1.0", description=DESCRIPTION)
     app.state.ledger = ledger or Ledger.open(resolve_database_url(database_url))
     app.state.admin_secret = admin_secret or None
     app.state.credit_scorer = credit_scorer or ledger_history_score
+    app.state.payouts = payouts
     app.state.metrics = Metrics()
     install_error_handlers(app)
     install_observability(app, app.state.metrics)
@@ -54,4 +59,5 @@ def create_app(database_url: str | None = None, admin_secret: str | None = None,
 def create_app_from_env() -> FastAPI:
     """The app as ``agentbooks serve`` configures it (database URL and admin secret from the environment),
     for process managers that import an app factory (``uvicorn --factory``, several workers)."""
-    return create_app(os.environ.get(DATABASE_URL_ENV), os.environ.get(ADMIN_SECRET_ENV))
+    return create_app(os.environ.get(DATABASE_URL_ENV), os.environ.get(ADMIN_SECRET_ENV),
+                      payouts=os.environ.get(PAYOUTS_ENV) == "1")

@@ -49,6 +49,12 @@ class WithdrawBody(WriteBody):
     amount: StrictStr = Amount
 
 
+class PayoutBody(Wire):
+    to: StrictStr = Field(description="the destination address on chain")
+    amount: StrictStr = Amount
+    client_ref: StrictStr = Field(description="the agent's own reference for this payout: a repeat returns it")
+
+
 class AdminWithdrawBody(WriteBody):
     agent_address: StrictStr
     amount: StrictStr = Amount
@@ -125,6 +131,14 @@ class RefundBody(WriteBody):
 
 class CreditLimitBody(WriteBody):
     limit: StrictStr = Amount
+
+
+class AssignSuspenseBody(Wire):
+    agent_address: StrictStr
+
+
+class ReturnSuspenseBody(Wire):
+    tx_hash: StrictStr = Field(description="the on-chain transfer that sent the money back")
 
 
 class ReverseBody(WriteBody):
@@ -266,6 +280,31 @@ class TransactionOut(PlannedOut):
 
 class TransactionEnvelope(Wire):
     transaction: TransactionOut
+
+
+class PayoutRecordOut(Wire):
+    agent: str
+    client_ref: str
+    to: str
+    amount: str
+    state: str = Field(description="requested, held, signed, submitted, confirmed; refused; failed, released")
+    hold_ref: str
+    chain_id: int | None = None
+    nonce: int | None = None
+    tx_hash: str | None = None
+    log_index: int | None = None
+    error: str | None = None
+
+
+class PayoutOut(Wire):
+    payout: PayoutRecordOut
+    transaction: TransactionOut | None = None
+
+
+def payout_out(p: Any) -> PayoutRecordOut:
+    return PayoutRecordOut(agent=p.agent, client_ref=p.client_ref, to=p.destination, amount=micros_text(p.amount_micros),
+                           state=p.state, hold_ref=p.hold_reference, chain_id=p.chain_id, nonce=p.nonce,
+                           tx_hash=p.tx_hash, log_index=p.log_index, error=p.error)
 
 
 class WithdrawOut(Wire):

@@ -13,7 +13,7 @@ def _root() -> None:
 
 
 # Importing a command module registers its commands on ``app``.
-from . import books, checks, demo, events, serve  # noqa: E402,F401
+from . import books, chain, checks, demo, events, serve  # noqa: E402,F401
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from ..api_keys import Role, create_key, revoke_key
-from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV, database_url
+from ..config import ADMIN_SECRET_ENV, DATABASE_URL_ENV, PAYOUTS_ENV, database_url
 from ..events.sinks import DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX
 from ..ledger import Ledger
 from . import app
@@ -33,6 +33,8 @@ def serve(
                                     "(as agentbooks publish, in a thread beside the API)"),
     nats_stream: str = typer.Option(DEFAULT_STREAM, "--nats-stream", help="the JetStream stream"),
     nats_subject_prefix: str = typer.Option(DEFAULT_SUBJECT_PREFIX, "--nats-subject-prefix"),
+    payouts: bool = typer.Option(False, "--payouts", envvar=PAYOUTS_ENV,
+                                 help="a payout executor runs (agentbooks payouts): withdrawals become payouts"),
 ) -> None:
     """Serve the HTTP API with uvicorn (JSON logs on stderr, metrics at /metrics)."""
     import uvicorn
@@ -57,7 +59,7 @@ def serve(
             run_demo_day(ledger)
         console.print(f"demo ledger loaded into {path}")
     if workers == 1:
-        api = create_app(resolved, admin_secret)
+        api = create_app(resolved, admin_secret, payouts=payouts)
         events = None
         if nats:
             from ..events.metrics import EventMetrics
@@ -79,6 +81,7 @@ def serve(
     os.environ[DATABASE_URL_ENV] = resolved
     if admin_secret:
         os.environ[ADMIN_SECRET_ENV] = admin_secret
+    os.environ[PAYOUTS_ENV] = "1" if payouts else "0"
     Ledger.open(resolved).close()  # migrate once, before the workers race to
     uvicorn.run("agentbooks.api.app:create_app_from_env", factory=True, workers=workers, host=host, port=port,
                 log_level="warning", access_log=False)

@@ -21,6 +21,9 @@ TREASURY = "Platform:Treasury"
 FEES = "Income:Fees"
 OPENING = "Equity:Opening"
 CREDIT_PREFIX = "Platform:Credit"
+# USDC received from a sender who is no known agent: owed to someone until an admin assigns it
+# to an agent or returns it on chain (model.md, section 5).
+SUSPENSE = "Agent:Suspense"
 
 
 class AccountType(str, enum.Enum):
@@ -89,6 +92,7 @@ _FIXED = {
     TREASURY: AccountType.ASSET,
     FEES: AccountType.INCOME,
     OPENING: AccountType.EQUITY,
+    SUSPENSE: AccountType.LIABILITY,
 }
 
 

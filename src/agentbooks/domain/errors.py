@@ -137,6 +137,18 @@ class RefundExceedsPaid(LedgerError):
     http_status = 422
 
 
+class SuspenseSettled(LedgerError):
+    """A suspense receipt was already assigned to an agent or returned on chain."""
+
+    code = "suspense_settled"
+    http_status = 409
+
+
+class PayoutNotFound(LedgerError):
+    code = "payout_not_found"
+    http_status = 404
+
+
 class IdempotencyConflict(LedgerError):
     code = "idempotency_conflict"
     http_status = 409

@@ -37,6 +37,9 @@ class Kind(str, enum.Enum):
     REPAY_CREDIT = "repay_credit"
     TRANSFER = "transfer"
     REVERSAL = "reversal"
+    RECEIVE_UNIDENTIFIED = "receive_unidentified"
+    ASSIGN_SUSPENSE = "assign_suspense"
+    RETURN_SUSPENSE = "return_suspense"
 
 
 class HoldKind(str, enum.Enum):

@@ -35,6 +35,7 @@ from .errors import (
     RefundExceedsPaid,
     UnknownEscrow,
     UnknownHold,
+    SuspenseSettled,
 )
 from .model import (
     AgentFlow,
@@ -292,7 +293,7 @@ class Deposit(ChainOperation):
     block_hash: str | None = None
 
     def unique_key(self) -> UniqueKey:
-        return UniqueKey("deposit", f"{self.chain_id}:{self.tx_hash}:{self.log_index}", DuplicateDeposit)
+        return UniqueKey("deposit", deposit_key(self.chain_id, self.tx_hash, self.log_index), DuplicateDeposit)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
         a = self.amount_micros
@@ -887,4 +888,91 @@ def check_hold(hold: HoldState) -> None:
             f"{hold.kind.value} {hold.reference!r} would be left with {hold.remaining_micros} "
             f"micro-USDC ({hold.credit_micros} of it credit)",
             agent=hold.agent, reference=hold.reference,
+        )
+
+
+# --- Agent:Suspense: USDC from senders who are no known agent (model.md, section 5) -----------
+
+
+def deposit_key(chain_id: int, tx_hash: str, log_index: int) -> str:
+    """The natural key of a log of USDC received on chain, whoever it is credited to."""
+    return f"{chain_id}:{tx_hash}:{log_index}"
+
+
+@dataclass(frozen=True)
+class ReceiveUnidentified(Operation):
+    """USDC arrived from ``sender``, no known agent: the platform owes it to someone, in suspense."""
+
+    kind: ClassVar[Kind] = Kind.RECEIVE_UNIDENTIFIED
+    sender: str
+    amount_micros: int
+    tx_hash: str
+    chain_id: int = 0
+    log_index: int = 0
+    block_number: int | None = None
+    block_hash: str | None = None
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return ()
+
+    def unique_key(self) -> UniqueKey:  # one log is a deposit or a suspense receipt, once
+        return UniqueKey("deposit", deposit_key(self.chain_id, self.tx_hash, self.log_index), DuplicateDeposit)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        return TransactionDraft(
+            kind=self.kind, agent=None, counterparty=self.sender, amount_micros=a,
+            postings=(Posting(acct.TREASURY, a), Posting(acct.SUSPENSE, -a)),
+            flows=(), tx_hash=self.tx_hash,
+            metadata=chain_metadata(self.chain_id, self.log_index, self.block_number, self.block_hash),
+        )
+
+
+class SuspenseOperation(Operation):
+    """Settles one suspense receipt (its ``receipt`` key) once: assigned or returned."""
+
+    receipt: str
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("suspense", self.receipt, SuspenseSettled)
+
+
+@dataclass(frozen=True)
+class AssignSuspense(SuspenseOperation, AgentOperation):
+    """An admin found whose money a suspense receipt is: it becomes the agent's (credit repaid first)."""
+
+    kind: ClassVar[Kind] = Kind.ASSIGN_SUSPENSE
+    agent: str
+    amount_micros: int
+    receipt: str
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        return TransactionDraft(
+            kind=self.kind, agent=self.agent, amount_micros=a,
+            postings=(Posting(acct.SUSPENSE, a), *inflow(ctx.agent(self.agent), a)),
+            flows=(AgentFlow(self.agent, total_in_micros=a),),
+            reference=self.receipt,
+        )
+
+
+@dataclass(frozen=True)
+class ReturnSuspense(SuspenseOperation):
+    """A suspense receipt was sent back on chain (``tx_hash``): the money leaves the platform."""
+
+    kind: ClassVar[Kind] = Kind.RETURN_SUSPENSE
+    amount_micros: int
+    receipt: str
+    tx_hash: str
+    destination: str
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return ()
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a = self.amount_micros
+        return TransactionDraft(
+            kind=self.kind, agent=None, counterparty=self.destination, amount_micros=a,
+            postings=(Posting(acct.SUSPENSE, a), Posting(acct.TREASURY, -a)),
+            flows=(), reference=self.receipt, tx_hash=self.tx_hash,
         )

@@ -251,8 +251,22 @@ TABLE_WRITES: tuple[TableWrite, ...] = (
                f"DELETE FROM accounts WHERE name = ? AND agent NOT IN {_ACTIVE_AGENTS}",
                f"DELETE FROM accounts USING {{rows}} WHERE accounts.name = u.name AND accounts.agent NOT IN {_ACTIVE_AGENTS}"),
     appended(tables.unique_keys),
+    # Side rows (``SIDE_TABLES``): the deposit watcher's, written with the deposits they describe.
+    appended(tables.chain_credits),
+    # Compare-and-set: the checkpoint moves only from where the writer read it (else nothing commits).
+    TableWrite("chain_checkpoint_moves", _columns("block_number:bigint block_hash:text updated_at_us:bigint "
+                                                  "watcher:text from_number:bigint from_hash:text"),
+               "UPDATE chain_checkpoints SET block_number = ?, block_hash = ?, updated_at_us = ? "
+               "WHERE watcher = ? AND block_number = ? AND block_hash = ?",
+               "UPDATE chain_checkpoints SET block_number = u.block_number, block_hash = u.block_hash, "
+               "updated_at_us = u.updated_at_us FROM {rows} WHERE chain_checkpoints.watcher = u.watcher "
+               "AND chain_checkpoints.block_number = u.from_number AND chain_checkpoints.block_hash = u.from_hash "
+               "RETURNING 1"),
 )
-COUNTED = ("balances", "hold_updates")  # cache updates whose every row must already exist
+# Tables a caller of ``LedgerService.execute`` may add rows to (``side_rows``): facts outside the
+# journal that must commit with the request's transactions or not at all.
+SIDE_TABLES = frozenset({"chain_credits", "chain_checkpoint_moves"})
+COUNTED = ("balances", "hold_updates", "chain_checkpoint_moves")  # updates whose every row must already exist
 _WRITE_SQL = {flag: {w.name: w.sql(flag) for w in TABLE_WRITES} for flag in (False, True)}
 _BY_NAME = {w.name: w for w in TABLE_WRITES}
 # One statement for a call's writes up to this many rows in a table (single operations and small

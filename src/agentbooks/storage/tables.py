@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -281,3 +282,60 @@ admin_actions = Table(
     Column("details_json", Text, nullable=False),
 )
 Index("ix_admin_actions_agent_time", admin_actions.c.agent, admin_actions.c.occurred_at_us)
+
+# --- on chain (issue 15): the deposit watcher's checkpoint and credits, the payout executor's records ---
+
+CHAIN_HASH = String(66)  # 0x + 64 hex digits
+WATCHER = String(160)  # "<chain id>:<token address>"
+
+# One row per watcher: the last block it scanned and that block's hash. Moved by the watcher's page
+# write in the same transaction as the deposits it credits (``driver_sql``'s chain_checkpoint_moves:
+# a compare-and-set on the previous block, so two watchers never both move it from the same place).
+chain_checkpoints = Table(
+    "chain_checkpoints",
+    metadata,
+    Column("watcher", WATCHER, primary_key=True),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", CHAIN_HASH, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# Append-only: every log the watcher credited, with the block it was in, so a later run can see
+# that block leave the canonical chain. A log re-included in another block after a reorg is a new row.
+chain_credits = Table(
+    "chain_credits",
+    metadata,
+    Column("watcher", WATCHER, nullable=False),
+    Column("tx_hash", CHAIN_HASH, nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", CHAIN_HASH, nullable=False),
+    PrimaryKeyConstraint("watcher", "tx_hash", "log_index", "block_hash"),
+)
+Index("ix_chain_credits_watcher_block", chain_credits.c.watcher, chain_credits.c.block_number)
+
+# A payout's life: requested -> held -> signed (nonce, tx hash and the signed bytes recorded before
+# the broadcast) -> submitted -> confirmed, or -> failed -> released; a refused hold: refused.
+# client_ref is the agent's own.
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("agent", ADDRESS, nullable=False),
+    Column("client_ref", REFERENCE, nullable=False),
+    Column("destination", ADDRESS, nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("hold_reference", REFERENCE, nullable=False),
+    Column("chain_id", BigInteger, nullable=True),
+    Column("sender", ADDRESS, nullable=True),
+    Column("nonce", BigInteger, nullable=True),
+    Column("tx_hash", CHAIN_HASH, nullable=True),
+    Column("raw_tx", Text, nullable=True),
+    Column("log_index", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    PrimaryKeyConstraint("agent", "client_ref"),
+    UniqueConstraint("chain_id", "sender", "nonce", name="uq_payouts_nonce"),
+)
+Index("ix_payouts_state", payouts.c.state)

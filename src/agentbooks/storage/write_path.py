@@ -137,6 +137,7 @@ def record_many(
     conn: Connection, drafts: Sequence[TransactionDraft], now: datetime, *,
     claims: Sequence[Claim] = (), refusals: Sequence[Refusal] = (), freed_seqs: Iterable[int] = (),
     forgotten_agents: Iterable[str] = (), agent_states: Mapping[str, AgentState] | None = None,
+    side_rows: Mapping[str, Sequence[tuple[Any, ...]]] | None = None,
     commit: bool = False,
 ) -> list[Transaction]:
     """Append drafts to the journal, in order, and update every cache, in the caller's transaction.
@@ -151,7 +152,8 @@ def record_many(
     each draft is written (``agent_state_history``). ``commit``
     commits the caller's transaction with the writes, so it must be the call's
     last write (on PostgreSQL the COMMIT rides with the writes). Without
-    drafts the chain head is not touched.
+    drafts the chain head is not touched. ``side_rows`` (tables of
+    ``driver_sql.SIDE_TABLES``) are the callers' own rows, written with the rest.
     """
     sql, raw = sql_for(conn), raw_connection(conn)
     forgotten = sorted(forgotten_agents)
@@ -160,6 +162,7 @@ def record_many(
         "forgotten_balances": [(name,) for a in forgotten for name in acct.agent_accounts(a).values()],
         "forgotten_accounts": [(name,) for a in forgotten for name in acct.agent_accounts(a).values()],
         "unique_keys": [(key.scope, key.key, 0, 0, fp, refusal) for key, fp, refusal in refusals],
+        **(side_rows or {}),
     }
     if not drafts:
         write_tables(raw, sql, forget_rows, commit=commit)
