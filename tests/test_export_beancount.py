@@ -227,6 +227,6 @@ def test_generated_books_pass_bean_check_and_keep_the_identities(tmp_path_factor
         fill_random(ledger, seed, operations=operations)
         summary = export_file(ledger, folder / "books.beancount")
         assert nonzero(beancount_balances(summary.path)) == ledger_balances(ledger)
-        assert build_report(ledger, "trial-balance").checks == {"debits equal credits": True}
+        assert all(build_report(ledger, "trial-balance").checks.values())
         sheet = build_report(ledger, "balance-sheet")
         assert all(sheet.checks.values()) and sheet.totals["amount"] == 0

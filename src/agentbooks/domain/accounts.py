@@ -20,6 +20,10 @@ from .errors import InvalidAccount
 TREASURY = "Platform:Treasury"
 FEES = "Income:Fees"
 OPENING = "Equity:Opening"
+CAPITAL = "Equity:Capital"
+RETAINED_EARNINGS = "Equity:Retained-Earnings"
+NETWORK_FEES = "Expenses:Network-Fees"
+BAD_DEBT = "Expenses:Bad-Debt"
 CREDIT_PREFIX = "Platform:Credit"
 
 
@@ -28,6 +32,12 @@ class AccountType(str, enum.Enum):
     LIABILITY = "liability"
     INCOME = "income"
     EQUITY = "equity"
+    EXPENSE = "expense"
+
+    @property
+    def is_earnings(self) -> bool:
+        """Income and expenses: the accounts a period close moves to retained earnings."""
+        return self in (AccountType.INCOME, AccountType.EXPENSE)
 
 
 class AgentBucket(str, enum.Enum):
@@ -89,7 +99,12 @@ _FIXED = {
     TREASURY: AccountType.ASSET,
     FEES: AccountType.INCOME,
     OPENING: AccountType.EQUITY,
+    CAPITAL: AccountType.EQUITY,
+    RETAINED_EARNINGS: AccountType.EQUITY,
+    NETWORK_FEES: AccountType.EXPENSE,
+    BAD_DEBT: AccountType.EXPENSE,
 }
+PLATFORM_ACCOUNTS = MappingProxyType(_FIXED)  # the platform's own accounts (no agent's), name → type
 
 
 def parse_account(name: str) -> AccountInfo:
@@ -105,7 +120,7 @@ def parse_account(name: str) -> AccountInfo:
     raise InvalidAccount(f"{name[:100]!r} is not an account of the chart", account=name[:100])
 
 
-_PREFIX_RE = re.compile(r"(Agent|Platform|Income|Equity)(:[A-Za-z0-9]+)*")
+_PREFIX_RE = re.compile(r"(Agent|Platform|Income|Equity|Expenses)(:[A-Za-z0-9-]+)*")
 
 
 def normalize_prefix(prefix: str) -> str:

@@ -37,6 +37,12 @@ class Kind(str, enum.Enum):
     REPAY_CREDIT = "repay_credit"
     TRANSFER = "transfer"
     REVERSAL = "reversal"
+    CONTRIBUTE_CAPITAL = "contribute_capital"
+    OPENING_BALANCE = "opening_balance"
+    PAY_NETWORK_FEE = "pay_network_fee"
+    WRITE_OFF_CREDIT = "write_off_credit"
+    ADJUST = "adjust"
+    CLOSE_PERIOD = "close_period"
 
 
 class HoldKind(str, enum.Enum):

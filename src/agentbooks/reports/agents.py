@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -11,21 +11,22 @@ from ..domain import accounts as acct
 from ..domain.addresses import normalize_address
 from ..domain.model import HoldKind, HoldState
 from ..ledger import Ledger
-from ..requests import parse_time
 from ..storage import journal_store as store
 from .books import MAX_CHART_POINTS, _time_of
 from .model import Chart, Column, Report
+from .period import Boundary, end_boundary, period, zone
 
 MAX_STATEMENT_TRANSACTIONS = 100_000
 PAGE = 1000
 MAX_HOLDS = 1_000_000
 
 
-def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = None) -> Report:
+def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = None, *, tz: str | None = None) -> Report:
     """Opening balance, every transaction with running balances, closing balance, per sub-account."""
     address = normalize_address(agent)
-    first = ledger.resolve_as_of(start) if start is not None else 0
-    last = ledger.resolve_as_of(end)
+    zone_info = zone(tz)
+    first_boundary, last_boundary = period(ledger, start, end, zone_info)
+    first, last = first_boundary.seq, last_boundary.seq
     names = acct.agent_accounts(address)
     by_name = {name: bucket for bucket, name in names.items()}
     opening_state = ledger.get_balance(address, as_of=first)
@@ -59,6 +60,7 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
     cut = len(rows) >= MAX_STATEMENT_TRANSACTIONS and cursor < last
     if cut:  # a very long period: close at the last transaction shown, so the statement still adds up
         last = cursor
+        last_boundary = Boundary(last, _time_of(ledger, last))
     closing = ledger.get_balance(address, as_of=last)
     expected = {
         acct.AgentBucket.AVAILABLE: int(closing.available.scaleb(6)),
@@ -68,9 +70,9 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
     }
     rows += [{"time": None, "seq": last, "kind": "closing balance", "reference": "", "sub_account": b.value,
               "change": 0, "balance": running[b]} for b in running]
-    chart = _balance_chart(rows, _time_of(ledger, first), _time_of(ledger, last))
+    chart = _balance_chart(rows, first_boundary.at, last_boundary.at)
     return Report(
-        name="agent-statement", title=f"Statement of {address}", as_of_seq=last, as_of=_time_of(ledger, last),
+        name="agent-statement", title=f"Statement of {address}", as_of_seq=last, as_of=last_boundary.at,
         columns=(Column("time", "Time", "time"), Column("seq", "Seq", "int"), Column("kind", "Kind"),
                  Column("reference", "Reference"), Column("sub_account", "Sub-account"),
                  Column("change", "Change", "money"), Column("balance", "Balance", "money")),
@@ -78,7 +80,7 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
         checks={"running balances end at the ledger's closing balance": running == expected},
         notes=("Credit is the credit drawn (what the agent owes); the others are what the platform owes the agent.",)
         + ((f"cut at {MAX_STATEMENT_TRANSACTIONS} rows: continue with --from {last}",) if cut else ()),
-        period=(_time_of(ledger, first), _time_of(ledger, last)),
+        period=(first_boundary.at, last_boundary.at), tz=zone_info.key,
         chart=chart,
     )
 
@@ -106,9 +108,11 @@ def _percent(part_micros: int, whole_micros: int) -> Decimal:
     return (Decimal(part_micros * 100) / whole_micros).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
 
 
-def credit_exposure(ledger: Ledger, as_of: Any = None) -> Report:
+def credit_exposure(ledger: Ledger, as_of: Any = None, *, tz: str | None = None) -> Report:
     """Per agent with a credit line: limit, used, headroom, utilisation."""
-    seq = ledger.resolve_as_of(as_of)
+    zone_info = zone(tz)
+    boundary = end_boundary(ledger, as_of, zone_info)
+    seq = boundary.seq
     rows = []
     at = None if seq == ledger.head()[0] else seq  # the present comes from the balance caches
     for address in ledger.agents():
@@ -119,7 +123,7 @@ def credit_exposure(ledger: Ledger, as_of: Any = None) -> Report:
         rows.append({"agent": address, "limit": limit, "used": used, "headroom": limit - used,
                      "utilisation": _percent(used, limit)})
     return Report(
-        name="credit-exposure", title="Credit exposure", as_of_seq=seq, as_of=_time_of(ledger, seq),
+        name="credit-exposure", title="Credit exposure", as_of_seq=seq, as_of=boundary.at, tz=zone_info.key,
         columns=(Column("agent", "Agent"), Column("limit", "Limit", "money"), Column("used", "Used", "money"),
                  Column("headroom", "Headroom", "money"), Column("utilisation", "Utilisation %", "percent")),
         rows=tuple(rows),
@@ -157,15 +161,12 @@ def _hours(span: timedelta) -> Decimal:
     return (Decimal(span.days * 86_400 + span.seconds) / 3600).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
 
 
-def open_holds(ledger: Ledger, as_of: Any = None) -> Report:
-    """Every open hold and escrow as of a time or sequence, with what it still holds and its age then."""
-    seq = ledger.resolve_as_of(as_of)
-    if as_of is None:
-        moment = ledger.service.clock()  # "now": ages keep growing after the last transaction
-    elif isinstance(as_of, int):
-        moment = _time_of(ledger, seq) or ledger.service.clock()
-    else:
-        moment = parse_time(as_of, field="as_of").astimezone(timezone.utc)
+def open_holds(ledger: Ledger, as_of: Any = None, *, tz: str | None = None) -> Report:
+    """Every open hold and escrow as of a boundary (as every report: the last transaction when none is
+    given), with what it still holds and its age at that moment."""
+    zone_info = zone(tz)
+    boundary = end_boundary(ledger, as_of, zone_info)
+    seq, moment = boundary.seq, boundary.at
     if seq == ledger.head()[0]:  # the present: the holds table has it without walking the journal
         holds = ledger.service.read(lambda c: store.list_holds(c, open_only=True, limit=MAX_HOLDS))
     else:
@@ -175,13 +176,14 @@ def open_holds(ledger: Ledger, as_of: Any = None) -> Report:
         created = _time_of(ledger, h.created_seq)
         rows.append({"kind": h.kind.value, "agent": h.agent, "reference": h.reference, "amount": h.amount_micros,
                      "remaining": h.remaining_micros, "created": created,
-                     "age_hours": _hours(moment - created) if created else Decimal(0),
-                     "expires": h.expires_at, "expired": "yes" if h.expires_at and h.expires_at <= moment else ""})
+                     "age_hours": _hours(moment - created) if created and moment else Decimal(0),
+                     "expires": h.expires_at,
+                     "expired": "yes" if h.expires_at and moment and h.expires_at <= moment else ""})
     return Report(
-        name="open-holds", title="Open holds and escrows", as_of_seq=seq, as_of=moment,
+        name="open-holds", title="Open holds and escrows", as_of_seq=seq, as_of=moment, tz=zone_info.key,
         columns=(Column("kind", "Kind"), Column("agent", "Agent"), Column("reference", "Reference"),
                  Column("amount", "Amount", "money"), Column("remaining", "Remaining", "money"),
-                 Column("created", "Created", "time"), Column("age_hours", "Age (h)", "percent"),
+                 Column("created", "Created", "time"), Column("age_hours", "Age (h)", "decimal"),
                  Column("expires", "Expires", "time"), Column("expired", "Expired")),
         rows=tuple(rows), totals={"kind": "Total", "remaining": sum(r["remaining"] for r in rows)},
         notes=("Age is measured at the report's as-of time.",),

@@ -339,6 +339,27 @@ def seq_at(conn: Connection, moment: datetime) -> int:
     return int(found or 0)
 
 
+def seq_before(conn: Connection, moment: datetime) -> int:
+    """The last journal sequence recorded strictly before ``moment``: a period ``[from, to)`` ends there."""
+    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.occurred_at_us < to_us(moment))).scalar()
+    return int(found or 0)
+
+
+def movements(conn: Connection, after_seq: int, upto_seq: int, *,
+              exclude_kinds: Sequence[str] = ()) -> dict[str, tuple[int, int]]:
+    """Each account's (debits, credits) posted in ``(after_seq, upto_seq]``, both as positive micro-units,
+    leaving out the transactions of ``exclude_kinds``."""
+    debit = func.sum(case((postings.c.amount_micros > 0, postings.c.amount_micros), else_=0))
+    credit = func.sum(case((postings.c.amount_micros < 0, -postings.c.amount_micros), else_=0))
+    query = (select(postings.c.account, debit, credit)
+             .where(postings.c.seq > after_seq, postings.c.seq <= upto_seq)
+             .group_by(postings.c.account).order_by(postings.c.account))
+    if exclude_kinds:
+        query = query.join(journal, journal.c.seq == postings.c.seq).where(journal.c.kind.not_in(list(exclude_kinds)))
+    rows = conn.execute(query)
+    return {account: (int(d), int(c)) for account, d, c in rows}
+
+
 def account_balance(conn: Connection, account: str, *, as_of_seq: int | None = None) -> int:
     """The beancount-signed sum of one account (cached, or summed from postings at a past seq)."""
     if as_of_seq is None:
