@@ -17,7 +17,8 @@ from . import requests as req
 from .requests import check_seq
 from .domain import accounts as acct
 from .domain.addresses import normalize_address
-from .domain.errors import InvalidArgument, NotFound
+from .domain import operations as ops
+from .domain.errors import InvalidArgument, NotFound, PeriodNotComplete
 from .domain.model import Balance, Entry, HoldKind, HoldState, Transaction
 from .domain.money import parse_amount, to_decimal
 from .domain.operations import Operation
@@ -113,6 +114,55 @@ class Ledger:
 
     def reverse(self, transaction_id: str, reason: str, *, idempotency_key: str | None = None) -> Transaction:
         return self._one(req.reverse(transaction_id, reason), idempotency_key)
+
+    # --- the platform's own books ---------------------------------------------------------
+
+    def contribute_capital(self, amount: Any, reference: str, *, memo: str | None = None,
+                           idempotency_key: str | None = None) -> Transaction:
+        """Owners' capital into the treasury (Treasury +a, Equity:Capital −a), once per reference."""
+        return self._one(req.contribute_capital(amount, reference, memo), idempotency_key)
+
+    def record_opening_balance(self, account: str, amount: Any, reference: str, *,
+                               idempotency_key: str | None = None) -> Transaction:
+        """A balance brought over from an existing ledger, against Equity:Opening."""
+        return self._one(req.opening_balance(account, amount, reference), idempotency_key)
+
+    def pay_network_fee(self, amount: Any, tx_hash: str, *, memo: str | None = None,
+                        idempotency_key: str | None = None) -> Transaction:
+        """USDC the platform paid for an on-chain transfer (Expenses:Network-Fees +a, Treasury −a)."""
+        return self._one(req.pay_network_fee(amount, tx_hash, memo), idempotency_key)
+
+    def write_off_credit(self, agent: str, amount: Any, reason: str, *,
+                         idempotency_key: str | None = None) -> Transaction:
+        """Credit the agent will not repay becomes Expenses:Bad-Debt (its credit used falls by ``amount``)."""
+        return self._one(req.write_off_credit(agent, amount, reason), idempotency_key)
+
+    def adjust(self, postings: Iterable[Mapping[str, Any]], reason: str, *,
+               idempotency_key: str | None = None) -> Transaction:
+        """A balanced adjusting entry between platform accounts (never an agent's), with a reason."""
+        return self._one(req.adjust(list(postings), reason), idempotency_key)
+
+    def close_period(self, end: datetime | str, *, idempotency_key: str | None = None) -> Transaction:
+        """Close the books up to ``end``: income and expenses before it move to Equity:Retained-Earnings.
+
+        Refused until the journal has a transaction at or after ``end`` (times never run backwards
+        along the chain, so nothing can be recorded in the closed period afterwards), and for an
+        ``end`` at or before the previous close.
+        """
+        moment = req.parse_time(end, field="end")
+
+        def read(conn: Any) -> Operation:
+            _, _, head_at = store.head(conn)
+            if head_at is None or head_at < moment:
+                raise PeriodNotComplete(
+                    f"the journal has not reached {moment.isoformat()} yet: record the period's last "
+                    "transactions first (a close needs a transaction at or after the end)", field="end")
+            previous = store.last_close(conn)
+            previous_end = datetime.fromisoformat(previous.metadata["period_end"]) if previous else None
+            earnings = tuple(sorted(store.unclosed_earnings(conn, moment).items()))
+            return ops.ClosePeriod(moment, earnings, previous_end)
+
+        return self._one(self.service.read(read), idempotency_key)
 
     def batch(self, operations: Iterable[Mapping[str, Any] | Operation], *,
               idempotency_key: str | None = None) -> list[Transaction]:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..export.beancount import export_directory, export_file
 from ..render import RENDERERS, render
+from ..render.pdf import html_to_pdf
 from ..reports import REPORTS, build_report
 from . import app
 from .common import DatabaseUrl, console, open_ledger
@@ -55,20 +56,26 @@ def export_beancount(
 @app.command()
 def report(
     name: str = typer.Argument(..., help=" | ".join(REPORTS)),
-    fmt: str = typer.Option("csv", "--format", help=" | ".join(RENDERERS)),
+    fmt: str = typer.Option("csv", "--format", help=" | ".join([*RENDERERS, "pdf"])),
     as_of: str | None = typer.Option(None, "--as-of", "--to", help="RFC 3339 time or journal sequence (period end)"),
     start: str | None = typer.Option(None, "--from", help="period start (journal, income statement, agent statement)"),
     agent: str | None = typer.Option(None, "--agent", help="the agent, for agent-statement"),
+    tz: str | None = typer.Option(None, "--tz", help="reporting time zone for plain dates and labels "
+                                  "(e.g. Europe/Berlin; default UTC)"),
+    interval: str | None = typer.Option(None, "--interval", help="income-statement columns: month | quarter"),
     out: Path | None = typer.Option(None, "--out", help="file to write (default: reports/<name>.<format>)"),
     url: str | None = DatabaseUrl,
 ) -> None:
-    """Write a report (trial balance, balance sheet, statements, …) as CSV, JSON, XLSX or HTML."""
+    """Write a report (trial balance, balance sheet, statements, …) as CSV, JSON, XLSX, HTML or PDF.
+
+    Boundaries are RFC 3339 times, plain dates (midnight in --tz) or journal sequences; a period is
+    [--from, --to): a transaction at exactly --to belongs to the next period."""
     def cut(value: str | None):  # type: ignore[no-untyped-def]
         return int(value) if value and value.isascii() and value.isdigit() else value
 
     with open_ledger(url) as ledger:
-        data = build_report(ledger, name, as_of=cut(as_of), start=cut(start), agent=agent)
-        body = render(data, fmt)
+        data = build_report(ledger, name, as_of=cut(as_of), start=cut(start), agent=agent, tz=tz, interval=interval)
+        body = html_to_pdf(render(data, "html")) if fmt == "pdf" else render(data, fmt)
     path = out or Path("reports") / f"{name}.{fmt}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)

@@ -360,6 +360,28 @@ def movements(conn: Connection, after_seq: int, upto_seq: int, *,
     return {account: (int(d), int(c)) for account, d, c in rows}
 
 
+def last_close(conn: Connection) -> Transaction | None:
+    """The most recent period close, or None before the first."""
+    found = _transactions(conn, journal.c.kind == Kind.CLOSE_PERIOD.value, order_desc=True, limit=1)
+    return found[0] if found else None
+
+
+def unclosed_earnings(conn: Connection, end: datetime) -> dict[str, int]:
+    """Income and expense balances of transactions before ``end``, less what earlier closes moved.
+
+    Each close moves exactly the earnings dated before its own end, which is
+    before ``end``; adding every close's postings leaves what is still open.
+    """
+    earnings = or_(postings.c.account.like("Income:%"), postings.c.account.like("Expenses:%"))
+    in_scope = or_(journal.c.occurred_at_us < to_us(end), journal.c.kind == Kind.CLOSE_PERIOD.value)
+    rows = conn.execute(
+        select(postings.c.account, func.sum(postings.c.amount_micros))
+        .join(journal, journal.c.seq == postings.c.seq).where(earnings, in_scope)
+        .group_by(postings.c.account).order_by(postings.c.account)
+    )
+    return {account: int(total) for account, total in rows if total}
+
+
 def account_balance(conn: Connection, account: str, *, as_of_seq: int | None = None) -> int:
     """The beancount-signed sum of one account (cached, or summed from postings at a past seq)."""
     if as_of_seq is None:

@@ -201,3 +201,12 @@ monitor_deliveries = Table(
     PrimaryKeyConstraint("monitor_id", "seq"),
 )
 Index("ix_monitor_deliveries_due", monitor_deliveries.c.state, monitor_deliveries.c.next_attempt_at_us)
+
+agent_profiles = Table(
+    "agent_profiles",
+    metadata,
+    Column("address", ADDRESS, primary_key=True),
+    Column("display_name", String(120), nullable=True),
+    Column("metadata_json", Text, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)

@@ -25,9 +25,9 @@ from .model import VerifyReport, Violation
 
 _TX = re.compile(r'^(\d{4}-\d{2}-\d{2}) \* "(?:[^"\\]|\\.)*" "(?:[^"\\]|\\.)*" \^tx-(\S+)$')
 _META = re.compile(r'^  ([a-z][a-z0-9_-]*): "((?:[^"\\]|\\.)*)"$')
-_POSTING = re.compile(r"^  ([A-Z][A-Za-z0-9:]+)  (-?\d+\.\d{6}) ([A-Z]+)$")
+_POSTING = re.compile(r"^  ([A-Z][A-Za-z0-9:-]+)  (-?\d+\.\d{6}) ([A-Z]+)$")
 _POSTING_META = re.compile(r'^    reference: "((?:[^"\\]|\\.)*)"$')
-_BALANCE = re.compile(r"^(\d{4}-\d{2}-\d{2}) balance ([A-Z][A-Za-z0-9:]+) (-?\d+\.\d{6}) ~ 0 ([A-Z]+)$")
+_BALANCE = re.compile(r"^(\d{4}-\d{2}-\d{2}) balance ([A-Z][A-Za-z0-9:-]+) (-?\d+\.\d{6}) ~ 0 ([A-Z]+)$")
 _INCLUDE = re.compile(r'^include "([^"]+)"$')
 
 
