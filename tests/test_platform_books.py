@@ -188,3 +188,21 @@ def test_the_admin_api_records_the_platform_books(tmp_path):
         assert api.client.get("/v1/admin/verify", headers=api.admin).json()["violations"] == []
     finally:
         api.ledger.close()
+
+
+def test_an_admin_names_an_agent_and_bad_names_are_refused(tmp_path):
+    from api_support import make_api
+
+    api = make_api(f"sqlite:///{tmp_path / 'api.db'}")
+    try:
+        path = f"/v1/admin/agents/{ALICE.upper().replace('0X', '0x')}/profile"
+        named = api.client.put(path, json={"displayName": "research-bot", "metadata": {"team": "research"}},
+                               headers=api.admin)
+        assert named.status_code == 200 and named.json()["agentAddress"] == ALICE
+        assert api.ledger.agent_profile(ALICE).label == "research-bot"
+        for body in ({"displayName": "bad\nname"}, {"metadata": {"Bad Key": "x"}}, {"metadata": {"agent": "x"}}):
+            refused = api.client.put(path, json=body, headers=api.admin)
+            assert refused.status_code in (400, 422) and refused.json()["error"] in ("invalid_argument", "invalid_request"), body
+        assert api.client.put(path, json={"displayName": "x"}).status_code in (401, 403)
+    finally:
+        api.ledger.close()

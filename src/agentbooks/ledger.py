@@ -19,11 +19,12 @@ from .domain import accounts as acct
 from .domain.addresses import normalize_address
 from .domain import operations as ops
 from .domain.errors import InvalidArgument, NotFound, PeriodNotComplete
-from .domain.model import Balance, Entry, HoldKind, HoldState, Transaction
+from .domain.model import AgentProfile, Balance, Entry, HoldKind, HoldState, Transaction
 from .domain.money import parse_amount, to_decimal
 from .domain.operations import Operation
 from .service import LedgerService, utc_now
 from .storage import journal_store as store
+from .storage import profiles
 
 MAX_HISTORY_LIMIT = 1000
 MAX_OPEN_HOLDS = 1_000_000
@@ -297,6 +298,25 @@ class Ledger:
             raise InvalidArgument(f"limit must be 1..{MAX_OPEN_HOLDS}", field="limit")
         address = normalize_address(agent) if agent else None
         return self.service.read(lambda c: store.list_holds(c, agent=address, open_only=True, limit=limit))
+
+    def set_agent_profile(self, agent: str, *, display_name: str | None = None,
+                          metadata: Mapping[str, str] | None = None) -> AgentProfile:
+        """Give an agent a display name and metadata (replacing the previous ones); not a journal entry."""
+        profile = req.agent_profile(agent, display_name, metadata)
+        at_us = store.to_us(self.service.clock())
+        self.service.write(lambda c: profiles.upsert_profile(c, profile.agent_addr, profile.display_name,
+                                                              profile.metadata, at_us))
+        return profile
+
+    def agent_profiles(self, agents: Iterable[str] | None = None) -> dict[str, AgentProfile]:
+        """Every agent's profile (or the given agents'); agents without one are left out."""
+        wanted = [normalize_address(a) for a in agents] if agents is not None else None
+        rows = self.service.read(lambda c: profiles.read_profiles(c, wanted))
+        return {a: AgentProfile(a, name, meta) for a, (name, meta) in rows.items()}
+
+    def agent_profile(self, agent: str) -> AgentProfile:
+        address = normalize_address(agent)
+        return self.agent_profiles([address]).get(address) or AgentProfile(address)
 
     def agents(self) -> list[str]:
         return self.service.read(store.known_agents)

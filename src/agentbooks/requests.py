@@ -8,6 +8,7 @@ every entry point accepts exactly the same grammar.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -15,6 +16,7 @@ from .domain import operations as ops
 from .domain.accounts import parse_account
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, InvalidTimestamp, LedgerError
+from .domain.model import AgentProfile
 from .domain.money import parse_amount
 
 
@@ -237,3 +239,29 @@ def parse_operation(item: Mapping[str, Any]) -> ops.Operation:
         raise
     except TypeError as exc:  # missing or unexpected field names
         raise InvalidArgument(f"{item['op']}: {exc}", field="op") from None
+
+
+_META_KEY = re.compile(r"[a-z][a-z0-9-]{0,31}")
+MAX_PROFILE_METADATA = 20
+
+
+def agent_profile(agent: Any, display_name: Any = None, metadata: Any = None) -> AgentProfile:
+    """A display name (printable, at most 120 characters) and up to 20 ``key: value`` strings; keys are
+    lower-case beancount metadata keys (``[a-z][a-z0-9-]*``), values printable, at most 200 characters."""
+    address = normalize_address(agent)
+    if display_name is not None and (not isinstance(display_name, str) or not 1 <= len(display_name) <= 120
+                                     or not display_name.isprintable()):
+        raise InvalidArgument("a display name is 1-120 printable characters", field="display_name")
+    metadata = dict(metadata or {})
+    if len(metadata) > MAX_PROFILE_METADATA:
+        raise InvalidArgument(f"at most {MAX_PROFILE_METADATA} metadata entries", field="metadata")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not _META_KEY.fullmatch(key) or key in RESERVED_PROFILE_KEYS:
+            raise InvalidArgument(f"metadata key {str(key)[:40]!r}: lower-case letters, digits and '-', "
+                                  f"not one of {sorted(RESERVED_PROFILE_KEYS)}", field="metadata")
+        if not isinstance(value, str) or len(value) > 200 or not value.isprintable():
+            raise InvalidArgument(f"metadata {key}: a printable string of at most 200 characters", field="metadata")
+    return AgentProfile(address, display_name, metadata)
+
+
+RESERVED_PROFILE_KEYS = frozenset({"agent", "display-name"})  # the export writes these itself

@@ -170,6 +170,14 @@ def close_period(body: s.ClosePeriodBody, request: Request, ledger: Ledger = Dep
     return write(request, "close_period", lambda: ledger.close_period(body.end, idempotency_key=idem), _one, 201)
 
 
+@router.put("/agents/{address}/profile", responses=ERRORS)
+def set_agent_profile(address: str, body: s.AgentProfileBody, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+    """An agent's display name and metadata (shown on statements, exported as account metadata)."""
+    profile = ledger.set_agent_profile(address, display_name=body.display_name, metadata=body.metadata)
+    return {"agentAddress": profile.agent_addr, "displayName": profile.display_name,
+            "metadata": dict(profile.metadata)}
+
+
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 

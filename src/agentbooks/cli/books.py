@@ -27,9 +27,17 @@ def export_beancount(
     monthly: bool = typer.Option(False, "--monthly", help="a main file with one include per month, appended to"),
     since: int | None = typer.Option(None, "--since", help="with --monthly: append after this sequence "
                                      "(default: where the last export in that directory stopped)"),
+    chain: str = typer.Option("metadata", "--chain-metadata",
+                              help="metadata | comments: the hash-chain fields as transaction metadata, or as "
+                                   "comment lines fava does not show (verify-export reads both)"),
     url: str | None = DatabaseUrl,
 ) -> None:
-    """Write a beancount ledger that bean-check accepts, with exact balance assertions at the cut-off."""
+    """Write a beancount ledger that bean-check accepts, with exact balance assertions at the cut-off.
+
+    Accounts go under the standard roots (Assets:Platform:…, Liabilities:Agent:…) so hledger, ledger
+    and fava classify them with no configuration."""
+    if chain not in ("metadata", "comments"):
+        raise typer.BadParameter("metadata or comments", param_hint="--chain-metadata")
     cutoff = int(as_of) if as_of and as_of.isascii() and as_of.isdigit() else as_of
     with open_ledger(url) as ledger:
         total = ledger.resolve_as_of(cutoff)
@@ -42,13 +50,14 @@ def export_beancount(
 
             if monthly:
                 try:
-                    summary = export_directory(ledger, out, since_seq=since, as_of=cutoff, on_transaction=tick)
+                    summary = export_directory(ledger, out, since_seq=since, as_of=cutoff, on_transaction=tick,
+                                               chain=chain)
                 except ValueError as refused:  # a gap, a repeat, or another ledger's chain: nothing written
                     raise typer.BadParameter(str(refused), param_hint="--out/--since") from None
             else:
                 if since is not None:
                     raise typer.BadParameter("--since appends to a --monthly export directory")
-                summary = export_file(ledger, out, as_of=cutoff, on_transaction=tick)
+                summary = export_file(ledger, out, as_of=cutoff, on_transaction=tick, chain=chain)
     console.print(f"wrote {summary.path}: {summary.transactions} transactions (up to seq {summary.last_seq}), "
                   f"{summary.accounts} accounts, head {summary.head_hash[:16] or '-'}", highlight=False)
 

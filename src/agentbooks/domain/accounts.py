@@ -131,3 +131,19 @@ def normalize_prefix(prefix: str) -> str:
         raise InvalidAccount(f"{str(prefix)[:100]!r} is not an account prefix", account=str(prefix)[:100])
     parts = prefix.split(":")
     return ":".join(normalize_address(p) if p.lower().startswith("0x") else p for p in parts)
+
+
+# Exports put the ledger's roots under the standard ones every accounting tool knows.
+EXPORT_ROOTS = {"Platform": "Assets", "Agent": "Liabilities"}
+_EXPORTED_PREFIXES = tuple(f"{root}:{ours}:" for ours, root in EXPORT_ROOTS.items())
+
+
+def exported_name(account: str) -> str:
+    """``Platform:Treasury`` → ``Assets:Platform:Treasury``; ``Income:``/``Expenses:``/``Equity:`` unchanged."""
+    root = EXPORT_ROOTS.get(account.split(":", 1)[0])
+    return f"{root}:{account}" if root else account
+
+
+def ledger_name(exported: str) -> str:
+    """The inverse of ``exported_name`` (names from exports made before the mapping pass unchanged)."""
+    return exported.split(":", 1)[1] if exported.startswith(_EXPORTED_PREFIXES) else exported

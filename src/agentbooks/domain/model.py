@@ -256,3 +256,17 @@ class Entry:
     description: str | None
     created_at: datetime
     counterparty: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    """What an admin says about an agent: a display name and free-form metadata (not money)."""
+
+    agent_addr: str
+    display_name: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The display name when there is one, else the address."""
+        return self.display_name or self.agent_addr
