@@ -20,7 +20,7 @@ from agentbooks.reports import REPORTS, build_report
 from agentbooks.reports.agents import holds_as_of
 from agentbooks.reports.books import general_journal
 from agentbooks.samples import SAMPLE_EXPORT, write_samples
-from conftest import ALICE, StepClock
+from conftest import ALICE, BOB, StepClock
 from random_books import AGENTS, fill_random
 from test_export_beancount import small_scenario
 
@@ -135,6 +135,8 @@ def test_golden_report_xlsx_cells(ledger, name):
             elif column.kind == "time":
                 expected_time = datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None) if text else None
                 assert value == expected_time, (value, text)  # a date-time cell (UTC), not text
+            elif column.kind == "date":  # a date-time cell; the text form is for people, to the minute
+                assert value is None if not text else text == f"{value.day} {value:%b %Y %H:%M} UTC", (value, text)
             elif column.kind in ("percent", "decimal"):
                 assert Decimal(str(value)) == Decimal(text)  # a number a spreadsheet can sort and pivot
             else:
@@ -311,3 +313,28 @@ def test_the_chart_draws_both_lines_distinguishably_with_readable_axes(ledger):
     assert "stroke-dasharray" in lines[1]
     assert "000000<" not in page.split("<svg", 1)[1].split("</svg>")[0]  # amounts like 145,322, not 145322.000000
     assert re.search(r">01-01 00:0\d<", page)  # a time axis
+
+
+def test_an_agent_statement_you_can_send(ledger):
+    small_scenario(ledger)
+    ledger.set_agent_profile(ALICE, display_name="research-bot")
+    ledger.set_agent_profile(BOB, display_name="travel-agent")
+    ledger.hold(BOB, "0.5", "mkt-1")
+    ledger.settle_hold(BOB, ALICE, "0.5", "mkt-1", fee="0.1")
+    statement = build_report(ledger, "agent-statement", agent=ALICE, start=1)
+    assert statement.title == f"Statement of research-bot ({ALICE})"
+    summary = dict(statement.summary)
+    assert summary["opening balance (available + pending + escrowed - credit used)"] == 10_000_000
+    assert (summary["out: confirm hold"], summary["out: transfer"], summary["in: settle hold"]) == (
+        7_000_000, 1_500_000, 400_000)
+    balance = ledger.get_balance(ALICE)
+    assert summary["closing balance"] == micros(balance.available + balance.pending + balance.escrowed
+                                                - balance.credit_used)
+    assert all(statement.checks.values()) and "opening + in - out = closing" in statement.checks
+    moves = {r["kind"]: r for r in statement.rows}
+    assert moves["transfer"]["counterparty"] == "travel-agent"
+    assert moves["confirm_hold"]["tx_hash"] == "0xout"
+    text = render(statement, "csv").decode()
+    assert "1 Jan 2026 00:00 UTC" in text and "# closing balance: " in text
+    buyer = dict(build_report(ledger, "agent-statement", agent=BOB).summary)
+    assert buyer["fees paid (included in out)"] == 100_000

@@ -49,6 +49,11 @@ def run_demo_day(ledger: Ledger) -> list[str]:
         except LedgerError as exc:
             log.append(f"refused {label}: {exc.code}")
 
+    # The platform's owners fund the treasury (the capital behind credit lines); agents get names.
+    step("owners contribute 500 of capital", ledger.contribute_capital, "500", "seed-round-1", memo="founders")
+    for label, address in a.items():
+        ledger.set_agent_profile(address, display_name=label, metadata={"plan": "standard"})
+
     # Morning: agents fund their accounts on chain.
     step("research-bot deposits 250", ledger.deposit, a["research-bot"], "250.00", "0x" + "a1" * 32)
     step("travel-agent deposits 1200", ledger.deposit, a["travel-agent"], "1200", "0x" + "a2" * 32)
@@ -102,6 +107,8 @@ def run_demo_day(ledger: Ledger) -> list[str]:
 
     # Evening: withdrawals and an expired hold swept.
     step("data-vendor withdraws 100 on chain", ledger.withdraw, a["data-vendor"], "100", "0x" + "d1" * 32)
+    step("the platform pays the withdrawal's network fee", ledger.pay_network_fee, "0.021", "0x" + "d1" * 32,
+         memo="paymaster")
     step("translator withdraws too much (refused)", ledger.withdraw, a["translator"], "1000", "0x" + "d2" * 32)
     for tx in ledger.sweep_expired_holds():
         log.append(f"#{tx.seq:<3} expired hold {tx.reference} released")

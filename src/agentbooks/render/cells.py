@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..domain.hashing import canonical_time
-from ..domain.money import format_micros
+from ..domain.money import format_micros, to_decimal
 from ..reports.model import Column, Report
 
 
@@ -25,7 +25,15 @@ def cell_text(column: Column, value: Any, tz: str = "UTC") -> str:
         return format_micros(value)
     if column.kind == "time" and isinstance(value, datetime):
         return moment_text(value, tz)
+    if column.kind == "date" and isinstance(value, datetime):
+        return human_time(value, tz)
     return str(value)
+
+
+def human_time(moment: datetime, tz: str = "UTC") -> str:
+    """``24 Nov 2026 08:07 UTC``: the minute, in the reporting time zone, named."""
+    local = moment.astimezone(ZoneInfo(tz))
+    return f"{local.day} {local.strftime('%b %Y %H:%M')} {local.tzname() if tz != 'UTC' else 'UTC'}"
 
 
 def header_items(report: Report) -> list[tuple[str, Any]]:
@@ -38,6 +46,7 @@ def header_items(report: Report) -> list[tuple[str, Any]]:
                                 f"{moment_text(end, report.tz) if end else 'start of the books'}"))
     if report.tz != "UTC":
         items.append(("time zone", report.tz))
+    items += [(label, to_decimal(micros)) for label, micros in report.summary]
     items += [(f"check: {name}", "ok" if ok else "FAILED") for name, ok in report.checks.items()]
     items += [("note", note) for note in report.notes]
     return items

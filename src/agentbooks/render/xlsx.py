@@ -27,7 +27,8 @@ from .cells import cell_text, header_items, utc_naive
 MONEY_FORMAT = "#,##0.000000"
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DECIMAL_FORMAT = "0.00"
-FORMATS = {"money": MONEY_FORMAT, "time": TIME_FORMAT, "percent": DECIMAL_FORMAT, "decimal": DECIMAL_FORMAT}
+FORMATS = {"money": MONEY_FORMAT, "time": TIME_FORMAT, "date": TIME_FORMAT, "percent": DECIMAL_FORMAT,
+           "decimal": DECIMAL_FORMAT}
 MIN_WIDTH, MAX_WIDTH = 8, 60
 
 
@@ -39,7 +40,7 @@ def _value(column: Column, value: Any) -> Any:
         return to_decimal(value)  # Decimal in, never a float from our side
     if column.kind == "int" and isinstance(value, int):
         return value
-    if column.kind == "time" and isinstance(value, datetime):
+    if column.kind in ("time", "date") and isinstance(value, datetime):
         return utc_naive(value)
     if column.kind in ("percent", "decimal") and isinstance(value, Decimal):
         return value
@@ -59,6 +60,8 @@ def render_xlsx(report: Report) -> bytes:
         sheet.append([f"{label} (UTC)" if isinstance(value, datetime) else label, _header_value(value)])
         if isinstance(value, datetime):
             sheet.cell(sheet.max_row, 2).number_format = TIME_FORMAT
+        elif isinstance(value, Decimal):
+            sheet.cell(sheet.max_row, 2).number_format = MONEY_FORMAT
     sheet.append([])
     sheet.append([c.title for c in report.columns])
     header_row = sheet.max_row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -9,7 +10,7 @@ from typing import Any
 
 from ..domain import accounts as acct
 from ..domain.addresses import normalize_address
-from ..domain.model import HoldKind, HoldState
+from ..domain.model import HoldKind, HoldState, Transaction
 from ..ledger import Ledger
 from ..storage import journal_store as store
 from .books import MAX_CHART_POINTS, _time_of
@@ -21,12 +22,48 @@ PAGE = 1000
 MAX_HOLDS = 1_000_000
 
 
+def _own_funds(balance: Any) -> int:
+    """What the agent has net of what it owes: A + P + E - CU (= totalIn - totalOut)."""
+    return int((balance.available + balance.pending + balance.escrowed - balance.credit_used).scaleb(6))
+
+
+class _Summary:
+    """Money in and out of the agent's own funds by kind, and the fees it paid, over the period."""
+
+    def __init__(self) -> None:
+        self.money_in: dict[str, int] = defaultdict(int)
+        self.money_out: dict[str, int] = defaultdict(int)
+        self.fees = 0
+
+    def add(self, tx: Transaction, agent: str) -> None:
+        for f in tx.flows:
+            if f.agent != agent:
+                continue
+            for micros, into in ((f.total_in_micros, True), (-f.total_out_micros, True)):
+                if micros:
+                    (self.money_in if (micros > 0) == into else self.money_out)[tx.kind.value] += abs(micros)
+        if tx.kind.value == "settle_hold" and tx.agent == agent:
+            self.fees += int(tx.metadata.get("fee", 0))
+
+    def lines(self, opening: int, closing: int) -> tuple[tuple[str, int], ...]:
+        return (("opening balance (available + pending + escrowed - credit used)", opening),
+                *((f"in: {kind.replace('_', ' ')}", v) for kind, v in sorted(self.money_in.items())),
+                *((f"out: {kind.replace('_', ' ')}", v) for kind, v in sorted(self.money_out.items())),
+                ("fees paid (included in out)", self.fees),
+                ("closing balance", closing))
+
+    def adds_up(self, opening: int, closing: int) -> bool:
+        return opening + sum(self.money_in.values()) - sum(self.money_out.values()) == closing
+
+
 def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = None, *, tz: str | None = None) -> Report:
-    """Opening balance, every transaction with running balances, closing balance, per sub-account."""
+    """A statement to send: a summary (opening, in and out by kind, fees, closing), then every movement of
+    each sub-account with its counterparty, on-chain transaction hash and running balance."""
     address = normalize_address(agent)
     zone_info = zone(tz)
     first_boundary, last_boundary = period(ledger, start, end, zone_info)
     first, last = first_boundary.seq, last_boundary.seq
+    profile = ledger.agent_profile(address)
     names = acct.agent_accounts(address)
     by_name = {name: bucket for bucket, name in names.items()}
     opening_state = ledger.get_balance(address, as_of=first)
@@ -36,15 +73,22 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
         acct.AgentBucket.ESCROWED: int(opening_state.escrowed.scaleb(6)),
         acct.AgentBucket.CREDIT: int(opening_state.credit_used.scaleb(6)),
     }
+    blank = {"counterparty": "", "tx_hash": "", "reference": "", "change": 0}
     rows: list[dict[str, Any]] = [
-        {"time": None, "seq": first, "kind": "opening balance", "reference": "", "sub_account": b.value,
-         "change": 0, "balance": running[b]} for b in running
+        {**blank, "time": first_boundary.at, "seq": first, "kind": "opening balance", "sub_account": b.value,
+         "balance": running[b]} for b in running
     ]
+    summary = _Summary()
+    parties: dict[str, str] = {}
     cursor = first
     while cursor < last and len(rows) < MAX_STATEMENT_TRANSACTIONS:
         page = ledger.service.read(lambda c: store.agent_transactions(c, address, after_seq=cursor, upto_seq=last,
                                                                       limit=PAGE))
+        others = {a for tx in page for a in (tx.agent, tx.counterparty) if a and a != address} - set(parties)
+        parties.update({a: p.label for a, p in ledger.agent_profiles(others).items()} if others else {})
         for tx in page:
+            summary.add(tx, address)
+            other = tx.counterparty if tx.agent == address else tx.agent
             for p in tx.postings:
                 bucket = by_name.get(p.account)
                 if bucket is None:
@@ -52,6 +96,7 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
                 change = p.amount_micros if bucket is acct.AgentBucket.CREDIT else -p.amount_micros
                 running[bucket] += change
                 rows.append({"time": tx.occurred_at, "seq": tx.seq, "kind": tx.kind.value,
+                             "counterparty": parties.get(other or "", other or ""), "tx_hash": tx.tx_hash or "",
                              "reference": p.reference or tx.reference or "", "sub_account": bucket.value,
                              "change": change, "balance": running[bucket]})
         if len(page) < PAGE:
@@ -68,26 +113,30 @@ def agent_statement(ledger: Ledger, agent: str, start: Any = None, end: Any = No
         acct.AgentBucket.ESCROWED: int(closing.escrowed.scaleb(6)),
         acct.AgentBucket.CREDIT: int(closing.credit_used.scaleb(6)),
     }
-    rows += [{"time": None, "seq": last, "kind": "closing balance", "reference": "", "sub_account": b.value,
-              "change": 0, "balance": running[b]} for b in running]
+    rows += [{**blank, "time": last_boundary.at, "seq": last, "kind": "closing balance", "sub_account": b.value,
+              "balance": running[b]} for b in running]
     chart = _balance_chart(rows, first_boundary.at, last_boundary.at)
+    opening_funds, closing_funds = _own_funds(opening_state), _own_funds(closing)
+    who = f"{profile.display_name} ({address})" if profile.display_name else address
     return Report(
-        name="agent-statement", title=f"Statement of {address}", as_of_seq=last, as_of=last_boundary.at,
-        columns=(Column("time", "Time", "time"), Column("seq", "Seq", "int"), Column("kind", "Kind"),
-                 Column("reference", "Reference"), Column("sub_account", "Sub-account"),
+        name="agent-statement", title=f"Statement of {who}", as_of_seq=last, as_of=last_boundary.at,
+        columns=(Column("time", "Date", "date"), Column("seq", "Seq", "int"), Column("kind", "Kind"),
+                 Column("counterparty", "Counterparty"), Column("reference", "Reference"),
+                 Column("tx_hash", "On-chain tx"), Column("sub_account", "Sub-account"),
                  Column("change", "Change", "money"), Column("balance", "Balance", "money")),
         rows=tuple(rows),
-        checks={"running balances end at the ledger's closing balance": running == expected},
+        checks={"running balances end at the ledger's closing balance": running == expected,
+                "opening + in - out = closing": summary.adds_up(opening_funds, closing_funds)},
         notes=("Credit is the credit drawn (what the agent owes); the others are what the platform owes the agent.",)
         + ((f"cut at {MAX_STATEMENT_TRANSACTIONS} rows: continue with --from {last}",) if cut else ()),
         period=(first_boundary.at, last_boundary.at), tz=zone_info.key,
-        chart=chart,
+        chart=chart, summary=summary.lines(opening_funds, closing_funds),
     )
 
 
 def _balance_chart(rows: list[dict[str, Any]], start: datetime | None, end: datetime | None) -> Chart | None:
     """Each sub-account's running balance over the period, one point per change (capped for long periods)."""
-    moves = [r for r in rows if r["time"] is not None]
+    moves = [r for r in rows if r["kind"] not in ("opening balance", "closing balance")]
     if not moves:
         return None
     stride = max(1, len(moves) // MAX_CHART_POINTS)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-ColumnKind = Literal["text", "money", "int", "time", "percent", "decimal"]
+ColumnKind = Literal["text", "money", "int", "time", "date", "percent", "decimal"]  # date: for people
 
 
 @dataclass(frozen=True)
@@ -38,3 +38,4 @@ class Report:
     chart: Chart | None = None
     period: tuple[datetime | None, datetime | None] | None = None  # the boundaries asked for, [start, end)
     tz: str = "UTC"  # the reporting time zone: labels are written in it
+    summary: tuple[tuple[str, int], ...] = ()  # headline amounts (micro-units), shown above the table
