@@ -5,15 +5,15 @@ write path only updates balance rows, never inserts them). ``agent_profiles``
 holds what an admin says about an agent (a display name, metadata): shown on
 statements and exported as account metadata, never part of the money.
 
-Revision ID: 0003_platform_books
-Revises: 0002
+Revision ID: 0004_platform_books
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_platform_books"
-down_revision = "0002"
+revision = "0004_platform_books"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
