@@ -206,3 +206,20 @@ def test_an_admin_names_an_agent_and_bad_names_are_refused(tmp_path):
         assert api.client.put(path, json={"displayName": "x"}).status_code in (401, 403)
     finally:
         api.ledger.close()
+
+
+def test_report_time_zones_and_intervals_through_the_api(tmp_path):
+    from api_support import make_api
+
+    api = make_api(f"sqlite:///{tmp_path / 'api.db'}")
+    try:
+        api.ledger.contribute_capital("1", "cap")
+        ok = api.client.get("/v1/reports/income-statement", headers=api.accountant,
+                            params={"from": "2026-01-01", "at": "2026-03-01", "tz": "Europe/Berlin",
+                                    "interval": "month"})
+        assert ok.status_code == 200 and [c["title"] for c in ok.json()["columns"]][2:] == [
+            "2026-01", "2026-02", "Total"]
+        bad = api.client.get("/v1/reports/trial-balance", headers=api.accountant, params={"tz": "Mars/Olympus"})
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_argument"
+    finally:
+        api.ledger.close()

@@ -756,6 +756,14 @@ class PlatformOperation(Operation):
         return ()
 
 
+def _treasury_entry(kind: Kind, amount_micros: int, account: str, *, into_treasury: bool,
+                    **fields: Any) -> TransactionDraft:
+    """USDC into the treasury from ``account`` (capital), or out of it to ``account`` (an expense)."""
+    moved = amount_micros if into_treasury else -amount_micros
+    return TransactionDraft(kind=kind, agent=None, amount_micros=amount_micros,
+                            postings=(Posting(acct.TREASURY, moved), Posting(account, -moved)), **fields)
+
+
 @dataclass(frozen=True)
 class ContributeCapital(PlatformOperation):
     """Owners put USDC into the treasury: the capital that funds credit lines."""
@@ -769,12 +777,8 @@ class ContributeCapital(PlatformOperation):
         return UniqueKey("capital", self.reference, DuplicateEntry)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
-        a = self.amount_micros
-        return TransactionDraft(
-            kind=self.kind, agent=None, amount_micros=a,
-            postings=(Posting(acct.TREASURY, a), Posting(acct.CAPITAL, -a)),
-            reference=self.reference, memo=self.memo,
-        )
+        return _treasury_entry(self.kind, self.amount_micros, acct.CAPITAL, into_treasury=True,
+                               reference=self.reference, memo=self.memo)
 
 
 @dataclass(frozen=True)
@@ -836,12 +840,8 @@ class PayNetworkFee(PlatformOperation):
         return UniqueKey("network_fee", self.tx_hash, DuplicateEntry)
 
     def plan(self, ctx: PlanContext) -> TransactionDraft:
-        a = self.amount_micros
-        return TransactionDraft(
-            kind=self.kind, agent=None, amount_micros=a,
-            postings=(Posting(acct.NETWORK_FEES, a), Posting(acct.TREASURY, -a)),
-            tx_hash=self.tx_hash, memo=self.memo,
-        )
+        return _treasury_entry(self.kind, self.amount_micros, acct.NETWORK_FEES, into_treasury=False,
+                               tx_hash=self.tx_hash, memo=self.memo)
 
 
 @dataclass(frozen=True)
