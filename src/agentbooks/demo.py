@@ -78,7 +78,7 @@ def run_demo_day(ledger: Ledger) -> list[str]:
     step("research-bot holds 300 (250-ish own + credit)", ledger.hold, a["research-bot"], "300", "api-batch-42")
     step("research-bot's transfer fails: release 300", ledger.release_hold, a["research-bot"], "300", "api-batch-42", reason="rpc timeout")
     step("gpu-broker holds 120 for a compute job", ledger.hold, a["gpu-broker"], "120", "job-99",
-         expires_at=DEMO_START + timedelta(hours=3))
+         expires_at=DEMO_START + timedelta(hours=4))
 
     # Escrow for buyer protection.
     step("travel-agent locks 150 in escrow for data", ledger.escrow_lock, a["travel-agent"], "150", "order-501")
