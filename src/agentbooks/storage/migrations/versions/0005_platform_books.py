@@ -5,15 +5,15 @@ write path only updates balance rows, never inserts them). ``agent_profiles``
 holds what an admin says about an agent (a display name, metadata): shown on
 statements and exported as account metadata, never part of the money.
 
-Revision ID: 0004_platform_books
-Revises: 0003
+Revision ID: 0005_platform_books
+Revises: 0004_events
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_platform_books"
-down_revision = "0003"
+revision = "0005_platform_books"
+down_revision = "0004_events"
 branch_labels = None
 depends_on = None
 
