@@ -10,8 +10,12 @@ from agentbooks.domain.money import format_micros
 AGENTS = [f"0x{i:040x}" for i in (0xA11CE, 0xB0B, 0xCA201, 0xD0D0)]
 
 
-def fill_random(ledger: Ledger, seed: int, operations: int = 150) -> int:
-    """Run ``operations`` random requests; refusals are part of real traffic. Returns how many were recorded."""
+def fill_random(ledger: Ledger, seed: int, operations: int = 150, *, platform_books: bool = False) -> int:
+    """Run ``operations`` random requests; refusals are part of real traffic. Returns how many were recorded.
+
+    ``platform_books`` mixes in the platform's own entries: capital, opening balances, network fees,
+    credit write-offs, adjusting entries and (on a period boundary) a close.
+    """
     rng = random.Random(seed)
     recorded: list[str] = []
     holds: list[tuple[str, str]] = []
@@ -23,7 +27,11 @@ def fill_random(ledger: Ledger, seed: int, operations: int = 150) -> int:
             amount = "0.000001"
         roll = rng.random()
         try:
-            if roll < 0.2:
+            if platform_books and rng.random() < 0.25:
+                tx = _platform_entry(ledger, rng, i, a, amount)
+                if tx is None:
+                    continue
+            elif roll < 0.2:
                 tx = ledger.deposit(a, amount, f"0x{seed:x}d{i}", log_index=rng.randint(0, 2))
             elif roll < 0.3:
                 tx = ledger.spend(a, amount, f"sk-{i % 3}")
@@ -71,3 +79,23 @@ def fill_random(ledger: Ledger, seed: int, operations: int = 150) -> int:
             continue
         recorded.append(tx.id)
     return len(recorded)
+
+
+def _platform_entry(ledger: Ledger, rng: random.Random, i: int, agent: str, amount: str):  # type: ignore[no-untyped-def]
+    step = rng.choice(["capital", "opening", "fee", "write_off", "adjust", "close"])
+    if step == "capital":
+        return ledger.contribute_capital(amount, f"cap-{i}")
+    if step == "opening":
+        account = rng.choice(["Platform:Treasury", f"Agent:{agent}:Available"])
+        return ledger.record_opening_balance(account, amount, f"open-{i}")
+    if step == "fee":
+        return ledger.pay_network_fee(f"0.{rng.randint(1, 99):02d}", f"0xfee{i}")
+    if step == "write_off":
+        used = ledger.get_balance(agent).credit_used
+        return ledger.write_off_credit(agent, str(min(used, 1)), "will not repay") if used else None
+    if step == "adjust":
+        debit, credit = rng.sample(["Income:Fees", "Equity:Capital", "Expenses:Network-Fees", "Platform:Treasury"], 2)
+        return ledger.adjust([{"account": debit, "debit": "0.25"}, {"account": credit, "credit": "0.25"}],
+                             "reclassification")
+    last = list(ledger.transactions(after_seq=max(0, ledger.head()[0] - 1)))
+    return ledger.close_period(last[-1].occurred_at) if last else None

@@ -179,8 +179,9 @@ def test_books_routes_for_accountants(api):
     assert a.get(f"/v1/agents/{ALICE}/balance", headers=acc).status_code == 200
     assert a.get("/healthz").json()["journalSeq"] == 1
     trial = a.get("/v1/reports/trial-balance", headers=acc).json()
-    assert trial["checks"] == {"debits equal credits": True} and trial["totals"]["debit"] == "10.000000"
-    assert a.get("/v1/reports/balance-sheet", params={"format": "csv"}, headers=acc).text.startswith("Section,Line")
+    assert trial["checks"]["debits equal credits"] and all(trial["checks"].values()) and trial["totals"]["debit"] == "10.000000"
+    sheet_csv = a.get("/v1/reports/balance-sheet", params={"format": "csv"}, headers=acc).text
+    assert sheet_csv.startswith("# report: Balance sheet\n") and "\nSection,Line," in sheet_csv
     assert a.get("/v1/reports/nope", headers=acc).json()["error"] == "invalid_argument"
     assert "agentbooks_operations_total" in a.get("/metrics").text
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from beancount.core import realization
 
 from agentbooks import Ledger
+from agentbooks.domain.accounts import ledger_name
 from agentbooks.export.beancount import export_directory, export_file
 from agentbooks.reports import build_report
 from agentbooks.verify.offline import verify_export
@@ -37,7 +38,7 @@ def beancount_balances(path: Path) -> dict[str, Decimal]:
     for node in realization.iter_children(real):
         if node.txn_postings:
             position = node.balance.get_currency_units("USDC")
-            out[node.account] = position.number
+            out[ledger_name(node.account)] = position.number  # Assets:Platform:Treasury → Platform:Treasury
     return out
 
 
@@ -227,6 +228,34 @@ def test_generated_books_pass_bean_check_and_keep_the_identities(tmp_path_factor
         fill_random(ledger, seed, operations=operations)
         summary = export_file(ledger, folder / "books.beancount")
         assert nonzero(beancount_balances(summary.path)) == ledger_balances(ledger)
-        assert build_report(ledger, "trial-balance").checks == {"debits equal credits": True}
+        assert all(build_report(ledger, "trial-balance").checks.values())
         sheet = build_report(ledger, "balance-sheet")
         assert all(sheet.checks.values()) and sheet.totals["amount"] == 0
+
+
+def test_agents_names_are_account_metadata_and_payees(ledger, tmp_path):
+    small_scenario(ledger)
+    ledger.set_agent_profile(ALICE, display_name="research-bot", metadata={"team": "research", "tier": "gold"})
+    text = export_file(ledger, tmp_path / "books.beancount").path.read_text()
+    assert (f"open Liabilities:Agent:{ALICE}:Available USDC\n  agent: \"{ALICE}\"\n"
+            '  display-name: "research-bot"\n  team: "research"\n  tier: "gold"\n') in text
+    assert '* "research-bot" "deposit 10.000000 USDC agent research-bot (0x5aeda' in text
+    assert f'* "{BOB}" "transfer 1.500000 USDC agent research-bot' in text  # the payee is who was paid
+    entries, errors, _ = loader.load_file(str(tmp_path / "books.beancount"))
+    assert errors == []
+    opened = {e.account: e.meta for e in entries if type(e).__name__ == "Open"}
+    assert opened[f"Liabilities:Agent:{ALICE}:Available"]["display-name"] == "research-bot"
+
+
+def test_the_hash_chain_can_stay_out_of_favas_way_and_still_verifies(ledger, tmp_path):
+    small_scenario(ledger)
+    path = export_file(ledger, tmp_path / "books.beancount", chain="comments").path
+    text = path.read_text()
+    assert '\n  ; prev-hash: "' in text and '\n  prev-hash: "' not in text and '\n  kind: "deposit"' in text
+    entries, errors, _ = loader.load_file(str(path))
+    assert errors == [] and all("hash" not in e.meta for e in entries if type(e).__name__ == "Transaction")
+    report = verify_export(path, expect_head=ledger.head()[1])
+    assert (report.violation_count, report.transactions) == (0, ledger.head()[0])
+    tampered = tmp_path / "tampered.beancount"
+    tampered.write_text(text.replace("Assets:Platform:Treasury  10.000000 USDC", "Assets:Platform:Treasury  10.000001 USDC", 1))
+    assert {v.code for v in verify_export(tampered).violations} >= {"hash_mismatch"}

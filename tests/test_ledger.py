@@ -315,7 +315,7 @@ def test_demo_day_balances(tmp_path):
         assert any("expired hold job-99" in line for line in log)
         assert sum(books.rollup("").values()) == 0
         kinds = {t.kind.value for t in books.transactions()}
-        assert len(kinds) == 17  # every operation kind appears
+        assert len(kinds) == 19  # every agent operation kind appears, and capital and a network fee
         for address in AGENTS.values():
             b = books.get_balance(address)
             assert b.available + b.pending + b.escrowed == b.total_in - b.total_out + b.credit_used

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import re
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -18,7 +20,7 @@ from agentbooks.reports import REPORTS, build_report
 from agentbooks.reports.agents import holds_as_of
 from agentbooks.reports.books import general_journal
 from agentbooks.samples import SAMPLE_EXPORT, write_samples
-from conftest import ALICE, StepClock
+from conftest import ALICE, BOB, StepClock
 from random_books import AGENTS, fill_random
 from test_export_beancount import small_scenario
 
@@ -35,7 +37,7 @@ def test_identities_hold_and_totals_match_the_ledger(tmp_path, seed):
     with Ledger.open(f"sqlite:///{tmp_path / 'books.db'}", clock=StepClock()) as ledger:
         fill_random(ledger, seed, operations=200)
         trial = build_report(ledger, "trial-balance")
-        assert trial.checks == {"debits equal credits": True}
+        assert all(trial.checks.values()) and "debits equal credits" in trial.checks
         assert trial.totals["debit"] == trial.totals["credit"] > 0
         sheet = build_report(ledger, "balance-sheet")
         assert all(sheet.checks.values()) and sheet.totals["amount"] == 0
@@ -64,7 +66,7 @@ def test_identities_hold_and_totals_match_the_ledger(tmp_path, seed):
 def test_report_as_of_the_past(ledger):
     small_scenario(ledger)
     trial = build_report(ledger, "trial-balance", as_of=1)
-    assert {r["account"]: (r["debit"], r["credit"]) for r in trial.rows} == {
+    assert {r["account"]: (r["debit"], r["credit"]) for r in trial.rows if r["debit"] or r["credit"]} == {
         "Platform:Treasury": (10_000_000, 0), f"Agent:{ALICE}:Available": (0, 10_000_000)}
     income = build_report(ledger, "income-statement", start=0, as_of=1)
     assert income.totals["amount"] == 0
@@ -130,6 +132,13 @@ def test_golden_report_xlsx_cells(ledger, name):
                 assert Decimal(str(value)) == Decimal(text), (column.key, value, text)  # a number, to the micro
             elif column.kind == "int":
                 assert str(value) == text
+            elif column.kind == "time":
+                expected_time = datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None) if text else None
+                assert value == expected_time, (value, text)  # a date-time cell (UTC), not text
+            elif column.kind == "date":  # a date-time cell; the text form is for people, to the minute
+                assert value is None if not text else text == f"{value.day} {value:%b %Y %H:%M} UTC", (value, text)
+            elif column.kind in ("percent", "decimal"):
+                assert Decimal(str(value)) == Decimal(text)  # a number a spreadsheet can sort and pivot
             else:
                 assert (value or "") == text
 
@@ -222,3 +231,110 @@ def test_the_chart_is_sampled_to_a_bounded_number_of_points(ledger):
     treasury = chart.series["Platform:Treasury"]
     assert 100 <= len(treasury) <= MAX_CHART_POINTS
     assert treasury[-1][1] == 450_000_000 and [v for _, v in treasury] == sorted(v for _, v in treasury)
+
+
+def test_every_report_is_labelled_with_the_boundaries_asked_for():
+    clock = StepClock(datetime(2026, 9, 30, 23, 46, 3, tzinfo=timezone.utc))
+    with Ledger.open("sqlite://", clock=clock) as ledger:
+        ledger.deposit(ALICE, "100", "0xd1")                          # 2026-09-30T23:46:04Z
+        clock.now = datetime(2026, 10, 15, tzinfo=timezone.utc)
+        ledger.hold(ALICE, "30", "api-call")                          # in October
+        clock.now = datetime(2026, 11, 2, tzinfo=timezone.utc)
+        ledger.spend(ALICE, "1", "sk-1")                              # in November
+        start, end = "2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z"
+        october = (datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2026, 11, 1, tzinfo=timezone.utc))
+        for name in REPORTS:
+            report = build_report(ledger, name, start=start, as_of=end, agent=ALICE)
+            assert report.as_of == october[1], name
+            assert report.as_of_seq == 2, name  # the November spend is after the period
+            if report.period is not None:
+                assert report.period == october, name
+            assert json.loads(render(report, "json"))["meta"]["as of"] == "2026-11-01T00:00:00.000000Z", name
+        plain = build_report(ledger, "journal", start="2026-10-01", as_of="2026-11-01", tz="Europe/Berlin")
+        assert plain.period == (datetime(2026, 9, 30, 22, tzinfo=timezone.utc),
+                                datetime(2026, 10, 31, 23, tzinfo=timezone.utc))
+        # 23:46 UTC on 30 September is already 1 October in Berlin
+        assert [r["kind"] for r in plain.rows] == ["deposit", "deposit", "hold", "hold"]
+        meta = json.loads(render(plain, "json"))["meta"]
+        assert meta["period"] == "2026-10-01T00:00:00+02:00 to 2026-11-01T00:00:00+01:00"
+        assert meta["time zone"] == "Europe/Berlin"
+
+
+def test_open_holds_means_as_of_what_the_other_reports_mean(ledger):
+    ledger.deposit(ALICE, "10", "0xd1")
+    ledger.hold(ALICE, "4", "h-1")
+    ledger.service.clock.now += timedelta(hours=2)  # the wall clock moves on; the books do not
+    holds, trial = build_report(ledger, "open-holds"), build_report(ledger, "trial-balance")
+    last_transaction = list(ledger.transactions())[-1]
+    assert holds.as_of == trial.as_of == last_transaction.occurred_at
+    assert holds.rows[0]["age_hours"] == Decimal("0.00")
+
+
+def test_csv_starts_with_its_as_of_period_and_checks_as_comment_lines(ledger):
+    small_scenario(ledger)
+    text = render(build_report(ledger, "journal", start=1), "csv").decode()
+    comments = [line for line in text.splitlines() if line.startswith("# ")]
+    assert comments[:4] == ["# report: General journal", "# as of journal seq: 8",
+                            "# as of: 2026-01-01T00:00:08.000000Z",
+                            "# period: 2026-01-01T00:00:01.000000Z to 2026-01-01T00:00:08.000000Z"]
+    assert "# check: debits equal credits: ok" in comments
+    table = list(csv.reader(line for line in text.splitlines() if not line.startswith("#")))
+    assert table[0][:3] == ["Time", "Seq", "Transaction"] and table[-1][0] == "Total"
+
+
+def test_xlsx_has_typed_cells_a_frozen_filtered_header_and_prints_to_the_page_width(ledger):
+    small_scenario(ledger)
+    ledger.hold(ALICE, "1", "open-one")
+    for name in ("journal", "open-holds", "credit-exposure", "trial-balance"):
+        report = build_report(ledger, name, agent=ALICE)
+        sheet = load_workbook(io.BytesIO(render(report, "xlsx"))).active
+        labels = {row[0]: row[1] for row in sheet.iter_rows(max_row=4, values_only=True) if row and row[0]}
+        assert labels["as of journal seq"] == report.as_of_seq  # a number
+        assert isinstance(labels["as of (UTC)"], datetime)
+        header_row = next(i for i, row in enumerate(sheet.iter_rows(values_only=True), start=1)
+                          if row and row[0] == report.columns[0].title)
+        assert sheet.freeze_panes == f"A{header_row + 1}"
+        assert sheet.auto_filter.ref.startswith(f"A{header_row}:")
+        assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.fitToWidth == 1
+        assert sheet.page_setup.fitToHeight == 0 and sheet.sheet_properties.pageSetUpPr.fitToPage
+        first = [c.value for c in sheet[header_row + 1]]
+        for column, value in zip(report.columns, first):
+            if column.kind == "time" and value is not None:
+                assert isinstance(value, datetime), name
+            if column.kind in ("percent", "decimal", "int", "money"):
+                assert isinstance(value, (int, float)), (name, column.key, value)
+
+
+def test_the_chart_draws_both_lines_distinguishably_with_readable_axes(ledger):
+    small_scenario(ledger)
+    page = render(build_report(ledger, "balance-sheet"), "html").decode()
+    lines = re.findall(r"<polyline [^>]*>", page)
+    assert len(lines) == 2 and len({re.search(r'stroke-width="(\d+)"', p).group(1) for p in lines}) == 2
+    assert "stroke-dasharray" in lines[1]
+    assert "000000<" not in page.split("<svg", 1)[1].split("</svg>")[0]  # amounts like 145,322, not 145322.000000
+    assert re.search(r">01-01 00:0\d<", page)  # a time axis
+
+
+def test_an_agent_statement_you_can_send(ledger):
+    small_scenario(ledger)
+    ledger.set_agent_profile(ALICE, display_name="research-bot")
+    ledger.set_agent_profile(BOB, display_name="travel-agent")
+    ledger.hold(BOB, "0.5", "mkt-1")
+    ledger.settle_hold(BOB, ALICE, "0.5", "mkt-1", fee="0.1")
+    statement = build_report(ledger, "agent-statement", agent=ALICE, start=1)
+    assert statement.title == f"Statement of research-bot ({ALICE})"
+    summary = dict(statement.summary)
+    assert summary["opening balance (available + pending + escrowed - credit used)"] == 10_000_000
+    assert (summary["out: confirm hold"], summary["out: transfer"], summary["in: settle hold"]) == (
+        7_000_000, 1_500_000, 400_000)
+    balance = ledger.get_balance(ALICE)
+    assert summary["closing balance"] == micros(balance.available + balance.pending + balance.escrowed
+                                                - balance.credit_used)
+    assert all(statement.checks.values()) and "opening + in - out = closing" in statement.checks
+    moves = {r["kind"]: r for r in statement.rows}
+    assert moves["transfer"]["counterparty"] == "travel-agent"
+    assert moves["confirm_hold"]["tx_hash"] == "0xout"
+    text = render(statement, "csv").decode()
+    assert "1 Jan 2026 00:00 UTC" in text and "# closing balance: " in text
+    buyer = dict(build_report(ledger, "agent-statement", agent=BOB).summary)
+    assert buyer["fees paid (included in out)"] == 100_000

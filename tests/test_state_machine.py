@@ -357,6 +357,31 @@ class LedgerMachine(RuleBasedStateMachine):
 
         self.attempt("transfer", plan, lambda: self.ledger.transfer(sender, receiver, format_micros(amount), reference))
 
+    @rule(agent=agents, amount=amounts)
+    def write_off_credit(self, agent, amount):
+        def plan():
+            used = self.model.get(agent, "used")
+            if used == 0:
+                raise ModelRefused("no_outstanding_credit")
+            if amount > used:
+                raise ModelRefused("invalid_argument")
+            return {(agent, "used"): -amount, (agent, "tin"): amount}  # forgiven debt counts as an inflow
+
+        self.attempt("write_off_credit", plan,
+                     lambda: self.ledger.write_off_credit(agent, format_micros(amount), "will not repay"))
+
+    @rule(amount=amounts, adjust=st.booleans())
+    def platform_entry(self, amount, adjust):
+        """Capital and adjusting entries move no agent's money: the model does not change."""
+        reference = f"cap-{next(self.counter)}"
+        if adjust:
+            call = lambda: self.ledger.adjust(  # noqa: E731
+                [{"account": "Equity:Capital", "debit": format_micros(amount)},
+                 {"account": "Income:Fees", "credit": format_micros(amount)}], "reclassify")
+        else:
+            call = lambda: self.ledger.contribute_capital(format_micros(amount), reference)  # noqa: E731
+        self.attempt("adjust" if adjust else "contribute_capital", dict, call)
+
     @rule(pick=st.integers(0, 10_000))
     def reverse(self, pick):
         if not self.recorded:
@@ -364,7 +389,7 @@ class LedgerMachine(RuleBasedStateMachine):
         tx_id, kind, delta = self.recorded[pick % len(self.recorded)]
 
         def plan():
-            if kind in ("set_credit_limit", "reversal"):
+            if kind in ("set_credit_limit", "reversal", "close_period"):
                 raise ModelRefused("not_reversible")
             if tx_id in self.reversed:
                 raise ModelRefused("already_reversed")

@@ -51,6 +51,11 @@ def run_demo_day(ledger: Ledger) -> list[str]:
         except LedgerError as exc:
             log.append(f"refused {label}: {exc.code}")
 
+    # The platform's owners fund the treasury (the capital behind credit lines); agents get names.
+    step("owners contribute 500 of capital", ledger.contribute_capital, "500", "seed-round-1", memo="founders")
+    for label, address in a.items():
+        ledger.set_agent_profile(address, display_name=label, metadata={"plan": "standard"})
+
     # Morning: agents fund their accounts on chain.
     step("research-bot deposits 250", ledger.deposit, a["research-bot"], "250.00", "0x" + "a1" * 32)
     step("travel-agent deposits 1200", ledger.deposit, a["travel-agent"], "1200", "0x" + "a2" * 32)
@@ -75,7 +80,7 @@ def run_demo_day(ledger: Ledger) -> list[str]:
     step("research-bot holds 300 (250-ish own + credit)", ledger.hold, a["research-bot"], "300", "api-batch-42")
     step("research-bot's transfer fails: release 300", ledger.release_hold, a["research-bot"], "300", "api-batch-42", reason="rpc timeout")
     step("gpu-broker holds 120 for a compute job", ledger.hold, a["gpu-broker"], "120", "job-99",
-         expires_at=DEMO_START + timedelta(hours=3))
+         expires_at=DEMO_START + timedelta(hours=4))
 
     # Escrow for buyer protection.
     step("travel-agent locks 150 in escrow for data", ledger.escrow_lock, a["travel-agent"], "150", "order-501")
@@ -105,6 +110,8 @@ def run_demo_day(ledger: Ledger) -> list[str]:
 
     # Evening: withdrawals and an expired hold swept.
     step("data-vendor withdraws 100 on chain", ledger.withdraw, a["data-vendor"], "100", "0x" + "d1" * 32)
+    step("the platform pays the withdrawal's network fee", ledger.pay_network_fee, "0.021", "0x" + "d1" * 32,
+         memo="paymaster")
     step("translator withdraws too much (refused)", ledger.withdraw, a["translator"], "1000", "0x" + "d2" * 32)
     for tx in ledger.sweep_expired_holds():
         log.append(f"#{tx.seq:<3} expired hold {tx.reference} released")

@@ -18,13 +18,15 @@ from . import requests as req
 from .requests import check_seq
 from .domain import accounts as acct
 from .domain.addresses import check_reference, normalize_address
-from .domain.errors import InvalidArgument, NotFound
-from .domain.model import Balance, DryRun, Entry, HoldKind, HoldState, Kind, Transaction, TransactionPage
+from .domain import operations as ops
+from .domain.errors import InvalidArgument, NotFound, PeriodNotComplete
+from .domain.model import AgentProfile, Balance, DryRun, Entry, HoldKind, HoldState, Kind, Transaction, TransactionPage
 from .domain.money import format_micros, parse_amount, to_decimal
 from .domain.netting import MAX_OBLIGATIONS, Obligation, net_settle
 from .domain.operations import AssignSuspense, Operation, ReturnSuspense
 from .service import LedgerService, utc_now
 from .storage import journal_store as store
+from .storage import profiles
 
 MAX_HISTORY_LIMIT = 1000
 DEFAULT_HISTORY_LIMIT = 50  # the original's: a limit <= 0 means this
@@ -63,8 +65,8 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _one(self, op: Operation, idempotency_key: str | None, metadata: Metadata,
-             dry_run: bool) -> Transaction | DryRun:
+    def _one(self, op: Operation, idempotency_key: str | None, metadata: Metadata = None,
+             dry_run: bool = False) -> Transaction | DryRun:
         ops = [req.with_client_metadata(op, metadata)]
         if dry_run:
             return self.service.dry_run(ops, idempotency_key=idempotency_key)
@@ -193,6 +195,55 @@ class Ledger:
         receipt = self._suspense_receipt(receipt_id)
         op = ReturnSuspense(receipt.amount_micros, receipt.id, req.tx_hash(tx_hash), receipt.counterparty or "")
         return self._one(op, idempotency_key, None, False)
+
+    # --- the platform's own books ---------------------------------------------------------
+
+    def contribute_capital(self, amount: Any, reference: str, *, memo: str | None = None,
+                           idempotency_key: str | None = None) -> Transaction:
+        """Owners' capital into the treasury (Treasury +a, Equity:Capital −a), once per reference."""
+        return self._one(req.contribute_capital(amount, reference, memo), idempotency_key)
+
+    def record_opening_balance(self, account: str, amount: Any, reference: str, *,
+                               idempotency_key: str | None = None) -> Transaction:
+        """A balance brought over from an existing ledger, against Equity:Opening."""
+        return self._one(req.opening_balance(account, amount, reference), idempotency_key)
+
+    def pay_network_fee(self, amount: Any, tx_hash: str, *, memo: str | None = None,
+                        idempotency_key: str | None = None) -> Transaction:
+        """USDC the platform paid for an on-chain transfer (Expenses:Network-Fees +a, Treasury −a)."""
+        return self._one(req.pay_network_fee(amount, tx_hash, memo), idempotency_key)
+
+    def write_off_credit(self, agent: str, amount: Any, reason: str, *,
+                         idempotency_key: str | None = None) -> Transaction:
+        """Credit the agent will not repay becomes Expenses:Bad-Debt (its credit used falls by ``amount``)."""
+        return self._one(req.write_off_credit(agent, amount, reason), idempotency_key)
+
+    def adjust(self, postings: Iterable[Mapping[str, Any]], reason: str, *,
+               idempotency_key: str | None = None) -> Transaction:
+        """A balanced adjusting entry between platform accounts (never an agent's), with a reason."""
+        return self._one(req.adjust(list(postings), reason), idempotency_key)
+
+    def close_period(self, end: datetime | str, *, idempotency_key: str | None = None) -> Transaction:
+        """Close the books up to ``end``: income and expenses before it move to Equity:Retained-Earnings.
+
+        Refused until the journal has a transaction at or after ``end`` (times never run backwards
+        along the chain, so nothing can be recorded in the closed period afterwards), and for an
+        ``end`` at or before the previous close.
+        """
+        moment = req.parse_time(end, field="end")
+
+        def read(conn: Any) -> Operation:
+            _, _, head_at = store.head(conn)
+            if head_at is None or head_at < moment:
+                raise PeriodNotComplete(
+                    f"the journal has not reached {moment.isoformat()} yet: record the period's last "
+                    "transactions first (a close needs a transaction at or after the end)", field="end")
+            previous = store.last_close(conn)
+            previous_end = datetime.fromisoformat(previous.metadata["period_end"]) if previous else None
+            earnings = tuple(sorted(store.unclosed_earnings(conn, moment).items()))
+            return ops.ClosePeriod(moment, earnings, previous_end)
+
+        return self._one(self.service.read(read), idempotency_key)
 
     def batch(self, operations: Iterable[Mapping[str, Any] | Operation], *,
               idempotency_key: str | None = None, metadata: Metadata = None,
@@ -369,6 +420,25 @@ class Ledger:
             raise InvalidArgument(f"limit must be 1..{MAX_OPEN_HOLDS}", field="limit")
         address = normalize_address(agent) if agent else None
         return self.service.read(lambda c: store.list_holds(c, agent=address, open_only=True, limit=limit))
+
+    def set_agent_profile(self, agent: str, *, display_name: str | None = None,
+                          metadata: Mapping[str, str] | None = None) -> AgentProfile:
+        """Give an agent a display name and metadata (replacing the previous ones); not a journal entry."""
+        profile = req.agent_profile(agent, display_name, metadata)
+        at_us = store.to_us(self.service.clock())
+        self.service.write(lambda c: profiles.upsert_profile(c, profile.agent_addr, profile.display_name,
+                                                              profile.metadata, at_us))
+        return profile
+
+    def agent_profiles(self, agents: Iterable[str] | None = None) -> dict[str, AgentProfile]:
+        """Every agent's profile (or the given agents'); agents without one are left out."""
+        wanted = [normalize_address(a) for a in agents] if agents is not None else None
+        rows = self.service.read(lambda c: profiles.read_profiles(c, wanted))
+        return {a: AgentProfile(a, name, meta) for a, (name, meta) in rows.items()}
+
+    def agent_profile(self, agent: str) -> AgentProfile:
+        address = normalize_address(agent)
+        return self.agent_profiles([address]).get(address) or AgentProfile(address)
 
     def agents(self) -> list[str]:
         return self.service.read(store.known_agents)

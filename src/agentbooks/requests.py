@@ -14,9 +14,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from .domain import operations as ops
+from .domain.accounts import parse_account
 from .domain.addresses import check_reference, normalize_address
 from .domain.errors import InvalidArgument, InvalidTimestamp, LedgerError
 from .domain.model import Kind, TransactionFilter
+from .domain.model import AgentProfile
 from .domain.money import parse_amount
 from .domain.netting import Obligation
 
@@ -237,6 +239,50 @@ def reverse(transaction_id: Any, reason: Any) -> ops.Reverse:
     return ops.Reverse(transaction_id, memo)
 
 
+def _reason(value: Any) -> str:
+    memo = _memo(value)
+    if not memo:
+        raise InvalidArgument("this entry needs a reason", field="reason")
+    return memo
+
+
+def contribute_capital(amount: Any, reference: Any, memo: Any = None) -> ops.ContributeCapital:
+    return ops.ContributeCapital(parse_amount(amount), check_reference(reference), _memo(memo))
+
+
+def opening_balance(account: Any, amount: Any, reference: Any) -> ops.OpeningBalance:
+    op = ops.OpeningBalance(_account(account), parse_amount(amount), check_reference(reference))
+    op.involved_agents()  # an account that cannot be opened is refused here, before any lock
+    return op
+
+
+def pay_network_fee(amount: Any, tx_hash: Any, memo: Any = None) -> ops.PayNetworkFee:
+    return ops.PayNetworkFee(parse_amount(amount), _hash(tx_hash), _memo(memo))
+
+
+def write_off_credit(agent: Any, amount: Any, reason: Any) -> ops.WriteOffCredit:
+    return ops.WriteOffCredit(normalize_address(agent), parse_amount(amount), _reason(reason))
+
+
+def adjust(postings: Any, reason: Any) -> ops.Adjust:
+    """``[{"account": "Income:Fees", "debit": "1.5"}, {"account": "Equity:Capital", "credit": "1.5"}]``."""
+    if not isinstance(postings, (list, tuple)) or not 2 <= len(postings) <= ops.MAX_ADJUSTMENT_POSTINGS:
+        raise InvalidArgument(f"an adjustment has 2 to {ops.MAX_ADJUSTMENT_POSTINGS} postings", field="postings")
+    lines = []
+    for item in postings:
+        if not isinstance(item, Mapping) or set(item) not in ({"account", "debit"}, {"account", "credit"}):
+            raise InvalidArgument('each posting is {"account": …, "debit": …} or {"account": …, "credit": …}',
+                                  field="postings")
+        side = "debit" if "debit" in item else "credit"
+        micros = parse_amount(item[side], field=side)
+        lines.append((_account(item["account"]), micros if side == "debit" else -micros))
+    return ops.Adjust(tuple(lines), _reason(reason))
+
+
+def _account(value: Any) -> str:
+    return parse_account(value).name  # an account of the chart, addresses in lower case
+
+
 def _memo(value: Any) -> str | None:
     if value is None:
         return None
@@ -279,6 +325,11 @@ BUILDERS: Mapping[str, Callable[..., ops.Operation]] = {
     "repay_credit": repay_credit,
     "transfer": transfer,
     "reverse": reverse,
+    "contribute_capital": contribute_capital,
+    "opening_balance": opening_balance,
+    "pay_network_fee": pay_network_fee,
+    "write_off_credit": write_off_credit,
+    "adjust": adjust,
 }
 
 
@@ -298,3 +349,29 @@ def parse_operation(item: Mapping[str, Any]) -> ops.Operation:
         raise
     except TypeError as exc:  # missing or unexpected field names
         raise InvalidArgument(f"{item['op']}: {exc}", field="op") from None
+
+
+_META_KEY = re.compile(r"[a-z][a-z0-9-]{0,31}")
+MAX_PROFILE_METADATA = 20
+
+
+def agent_profile(agent: Any, display_name: Any = None, metadata: Any = None) -> AgentProfile:
+    """A display name (printable, at most 120 characters) and up to 20 ``key: value`` strings; keys are
+    lower-case beancount metadata keys (``[a-z][a-z0-9-]*``), values printable, at most 200 characters."""
+    address = normalize_address(agent)
+    if display_name is not None and (not isinstance(display_name, str) or not 1 <= len(display_name) <= 120
+                                     or not display_name.isprintable()):
+        raise InvalidArgument("a display name is 1-120 printable characters", field="display_name")
+    metadata = dict(metadata or {})
+    if len(metadata) > MAX_PROFILE_METADATA:
+        raise InvalidArgument(f"at most {MAX_PROFILE_METADATA} metadata entries", field="metadata")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not _META_KEY.fullmatch(key) or key in RESERVED_PROFILE_KEYS:
+            raise InvalidArgument(f"metadata key {str(key)[:40]!r}: lower-case letters, digits and '-', "
+                                  f"not one of {sorted(RESERVED_PROFILE_KEYS)}", field="metadata")
+        if not isinstance(value, str) or len(value) > 200 or not value.isprintable():
+            raise InvalidArgument(f"metadata {key}: a printable string of at most 200 characters", field="metadata")
+    return AgentProfile(address, display_name, metadata)
+
+
+RESERVED_PROFILE_KEYS = frozenset({"agent", "display-name"})  # the export writes these itself

@@ -155,6 +155,61 @@ def reverse(transaction_id: str, body: s.ReverseBody, request: Request, ledger: 
                  _one, 201)
 
 
+@router.post("/capital", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+def contribute_capital(body: s.CapitalBody, request: Request, ledger: Ledger = Depends(get_ledger),
+                       idem: str | None = Depends(idempotency_key)):
+    """Owners' capital into the treasury (once per reference)."""
+    return write(request, "contribute_capital", lambda: ledger.contribute_capital(
+        body.amount, body.reference, memo=body.memo, idempotency_key=idem), _one, 201)
+
+
+@router.post("/opening-balances", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+def record_opening_balance(body: s.OpeningBalanceBody, request: Request, ledger: Ledger = Depends(get_ledger),
+                           idem: str | None = Depends(idempotency_key)):
+    """A balance brought over from an existing ledger, against Equity:Opening."""
+    return write(request, "opening_balance", lambda: ledger.record_opening_balance(
+        body.account, body.amount, body.reference, idempotency_key=idem), _one, 201)
+
+
+@router.post("/network-fees", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+def pay_network_fee(body: s.NetworkFeeBody, request: Request, ledger: Ledger = Depends(get_ledger),
+                    idem: str | None = Depends(idempotency_key)):
+    """USDC the platform paid for an on-chain transfer (once per tx hash)."""
+    return write(request, "pay_network_fee", lambda: ledger.pay_network_fee(
+        body.amount, body.tx_hash, memo=body.memo, idempotency_key=idem), _one, 201)
+
+
+@router.post("/agents/{address}/write-off", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+def write_off_credit(address: str, body: s.WriteOffBody, request: Request, ledger: Ledger = Depends(get_ledger),
+                     idem: str | None = Depends(idempotency_key)):
+    """Write off credit the agent will not repay (Platform:Credit:<addr> → Expenses:Bad-Debt)."""
+    return write(request, "write_off_credit", lambda: ledger.write_off_credit(
+        address, body.amount, body.reason, idempotency_key=idem), _one, 201)
+
+
+@router.post("/adjustments", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+def adjust(body: s.AdjustmentBody, request: Request, ledger: Ledger = Depends(get_ledger),
+           idem: str | None = Depends(idempotency_key)):
+    """A balanced adjusting entry between platform accounts (an agent's account is 422), with a reason."""
+    lines = [line.model_dump(exclude_none=True) for line in body.postings]
+    return write(request, "adjust", lambda: ledger.adjust(lines, body.reason, idempotency_key=idem), _one, 201)
+
+
+@router.post("/period-closes", status_code=201, response_model=s.TransactionEnvelope, responses=ERRORS)
+def close_period(body: s.ClosePeriodBody, request: Request, ledger: Ledger = Depends(get_ledger),
+                 idem: str | None = Depends(idempotency_key)):
+    """Close the books up to ``end``: income and expenses move to Equity:Retained-Earnings."""
+    return write(request, "close_period", lambda: ledger.close_period(body.end, idempotency_key=idem), _one, 201)
+
+
+@router.put("/agents/{address}/profile", responses=ERRORS)
+def set_agent_profile(address: str, body: s.AgentProfileBody, ledger: Ledger = Depends(get_ledger)) -> dict[str, Any]:
+    """An agent's display name and metadata (shown on statements, exported as account metadata)."""
+    profile = ledger.set_agent_profile(address, display_name=body.display_name, metadata=body.metadata)
+    return {"agentAddress": profile.agent_addr, "displayName": profile.display_name,
+            "metadata": dict(profile.metadata)}
+
+
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 

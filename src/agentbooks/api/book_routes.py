@@ -99,8 +99,11 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "ht
 def report(name: str, ledger: Ledger = Depends(get_ledger),
            format: str = Query("json", pattern="^(csv|json|html|xlsx)$"),
            at: str | None = AT, start: str | None = Query(None, alias="from", description="period start"),
-           agent: str | None = Query(None, description="the agent, for agent-statement")) -> Response:
+           agent: str | None = Query(None, description="the agent, for agent-statement"),
+           tz: str | None = Query(None, max_length=64, description="reporting time zone, e.g. Europe/Berlin"),
+           interval: str | None = Query(None, pattern="^(month|quarter)$",
+                                        description="income-statement columns")) -> Response:
     """The same reports as ``agentbooks report`` (trial-balance, balance-sheet, income-statement,
     agent-statement, journal, credit-exposure, open-holds), rendered as JSON, CSV, HTML or XLSX."""
-    data = build_report(ledger, name, as_of=_as_of(at), start=_as_of(start), agent=agent)
+    data = build_report(ledger, name, as_of=_as_of(at), start=_as_of(start), agent=agent, tz=tz, interval=interval)
     return Response(render(data, format), media_type=MEDIA_TYPES[format])

@@ -145,6 +145,49 @@ class ReverseBody(WriteBody):
     reason: StrictStr
 
 
+class CapitalBody(Wire):
+    amount: StrictStr = Amount
+    reference: StrictStr = Field(description="once per reference (e.g. the share subscription)")
+    memo: StrictStr | None = None
+
+
+class OpeningBalanceBody(Wire):
+    account: StrictStr = Field(description="Platform:Treasury, another platform account, or Agent:<addr>:Available")
+    amount: StrictStr = Amount
+    reference: StrictStr
+
+
+class NetworkFeeBody(Wire):
+    amount: StrictStr = Amount
+    tx_hash: StrictStr
+    memo: StrictStr | None = None
+
+
+class WriteOffBody(Wire):
+    amount: StrictStr = Amount
+    reason: StrictStr
+
+
+class AdjustmentLine(Wire):
+    account: StrictStr
+    debit: StrictStr | None = None
+    credit: StrictStr | None = None
+
+
+class AdjustmentBody(Wire):
+    postings: list[AdjustmentLine] = Field(min_length=2, max_length=100)
+    reason: StrictStr
+
+
+class ClosePeriodBody(Wire):
+    end: StrictStr = Field(description="RFC 3339: income and expenses before it move to retained earnings")
+
+
+class AgentProfileBody(Wire):
+    display_name: StrictStr | None = Field(None, max_length=120)
+    metadata: dict[str, StrictStr] = Field(default_factory=dict, max_length=20)
+
+
 class NetSettlementBody(Wire):
     """Obligations to net (each ``{"from", "to", "amount"}``); ``execute: false`` only plans."""
 

@@ -20,6 +20,10 @@ from .errors import InvalidAccount
 TREASURY = "Platform:Treasury"
 FEES = "Income:Fees"
 OPENING = "Equity:Opening"
+CAPITAL = "Equity:Capital"
+RETAINED_EARNINGS = "Equity:Retained-Earnings"
+NETWORK_FEES = "Expenses:Network-Fees"
+BAD_DEBT = "Expenses:Bad-Debt"
 CREDIT_PREFIX = "Platform:Credit"
 # USDC received from a sender who is no known agent: owed to someone until an admin assigns it
 # to an agent or returns it on chain (model.md, section 5).
@@ -31,6 +35,12 @@ class AccountType(str, enum.Enum):
     LIABILITY = "liability"
     INCOME = "income"
     EQUITY = "equity"
+    EXPENSE = "expense"
+
+    @property
+    def is_earnings(self) -> bool:
+        """Income and expenses: the accounts a period close moves to retained earnings."""
+        return self in (AccountType.INCOME, AccountType.EXPENSE)
 
 
 class AgentBucket(str, enum.Enum):
@@ -93,7 +103,12 @@ _FIXED = {
     FEES: AccountType.INCOME,
     OPENING: AccountType.EQUITY,
     SUSPENSE: AccountType.LIABILITY,
+    CAPITAL: AccountType.EQUITY,
+    RETAINED_EARNINGS: AccountType.EQUITY,
+    NETWORK_FEES: AccountType.EXPENSE,
+    BAD_DEBT: AccountType.EXPENSE,
 }
+PLATFORM_ACCOUNTS = MappingProxyType(_FIXED)  # the platform's own accounts (no agent's), name → type
 
 
 def parse_account(name: str) -> AccountInfo:
@@ -109,7 +124,7 @@ def parse_account(name: str) -> AccountInfo:
     raise InvalidAccount(f"{name[:100]!r} is not an account of the chart", account=name[:100])
 
 
-_PREFIX_RE = re.compile(r"(Agent|Platform|Income|Equity)(:[A-Za-z0-9]+)*")
+_PREFIX_RE = re.compile(r"(Agent|Platform|Income|Equity|Expenses)(:[A-Za-z0-9-]+)*")
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -120,3 +135,19 @@ def normalize_prefix(prefix: str) -> str:
         raise InvalidAccount(f"{str(prefix)[:100]!r} is not an account prefix", account=str(prefix)[:100])
     parts = prefix.split(":")
     return ":".join(normalize_address(p) if p.lower().startswith("0x") else p for p in parts)
+
+
+# Exports put the ledger's roots under the standard ones every accounting tool knows.
+EXPORT_ROOTS = {"Platform": "Assets", "Agent": "Liabilities"}
+_EXPORTED_PREFIXES = tuple(f"{root}:{ours}:" for ours, root in EXPORT_ROOTS.items())
+
+
+def exported_name(account: str) -> str:
+    """``Platform:Treasury`` → ``Assets:Platform:Treasury``; ``Income:``/``Expenses:``/``Equity:`` unchanged."""
+    root = EXPORT_ROOTS.get(account.split(":", 1)[0])
+    return f"{root}:{account}" if root else account
+
+
+def ledger_name(exported: str) -> str:
+    """The inverse of ``exported_name`` (names from exports made before the mapping pass unchanged)."""
+    return exported.split(":", 1)[1] if exported.startswith(_EXPORTED_PREFIXES) else exported

@@ -164,6 +164,32 @@ class NotReversible(LedgerError):
     http_status = 422
 
 
+class DuplicateEntry(LedgerError):
+    """A platform entry (capital, opening balance, network fee) with a reference already recorded."""
+
+    code = "duplicate_entry"
+    http_status = 409
+
+
+class AgentAccountNotAdjustable(LedgerError):
+    """An adjusting entry may not move an agent's money: only that money's own operations do."""
+
+    code = "agent_account_not_adjustable"
+    http_status = 422
+
+
+class PeriodAlreadyClosed(LedgerError):
+    code = "period_already_closed"
+    http_status = 409
+
+
+class PeriodNotComplete(LedgerError):
+    """A period is closed only once the journal has moved past its end (nothing can still land in it)."""
+
+    code = "period_not_complete"
+    http_status = 422
+
+
 class NotFound(LedgerError):
     code = "not_found"
     http_status = 404

@@ -40,6 +40,12 @@ class Kind(str, enum.Enum):
     RECEIVE_UNIDENTIFIED = "receive_unidentified"
     ASSIGN_SUSPENSE = "assign_suspense"
     RETURN_SUSPENSE = "return_suspense"
+    CONTRIBUTE_CAPITAL = "contribute_capital"
+    OPENING_BALANCE = "opening_balance"
+    PAY_NETWORK_FEE = "pay_network_fee"
+    WRITE_OFF_CREDIT = "write_off_credit"
+    ADJUST = "adjust"
+    CLOSE_PERIOD = "close_period"
 
 
 class HoldKind(str, enum.Enum):
@@ -342,3 +348,17 @@ class Entry:
     description: str | None
     created_at: datetime
     counterparty: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    """What an admin says about an agent: a display name and free-form metadata (not money)."""
+
+    agent_addr: str
+    display_name: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The display name when there is one, else the address."""
+        return self.display_name or self.agent_addr

@@ -15,7 +15,12 @@ from typing import Any, ClassVar, Mapping
 
 from . import accounts as acct
 from .errors import (
+    AgentAccountNotAdjustable,
     AlreadyReversed,
+    DuplicateEntry,
+    InvalidAccount,
+    PeriodAlreadyClosed,
+    PeriodNotComplete,
     CreditLimitBelowUsed,
     DuplicateDeposit,
     DuplicateRefund,
@@ -797,7 +802,7 @@ class Reverse(Operation):
         original = ctx.original
         if original is None:
             raise InvalidArgument("reversal planned without its original")
-        if original.kind in (Kind.REVERSAL, Kind.SET_CREDIT_LIMIT):
+        if original.kind in (Kind.REVERSAL, Kind.SET_CREDIT_LIMIT, Kind.CLOSE_PERIOD):
             raise NotReversible(
                 f"a {original.kind.value} cannot be reversed; record a new transaction instead",
                 transaction_id=original.id,
@@ -814,6 +819,206 @@ class Reverse(Operation):
             memo=self.reason,
             reverses_seq=original.seq,
             metadata={"reverses": original.id, "reversed_kind": original.kind.value},
+        )
+
+
+# --- the platform's own books (model.md, section 5) ------------------------------
+
+
+class PlatformOperation(Operation):
+    """An entry in the platform's own books: capital, opening balances, expenses, adjustments, closes."""
+
+    def involved_agents(self) -> tuple[str, ...]:
+        return ()
+
+
+def _treasury_entry(kind: Kind, amount_micros: int, account: str, *, into_treasury: bool,
+                    **fields: Any) -> TransactionDraft:
+    """USDC into the treasury from ``account`` (capital), or out of it to ``account`` (an expense)."""
+    moved = amount_micros if into_treasury else -amount_micros
+    return TransactionDraft(kind=kind, agent=None, amount_micros=amount_micros,
+                            postings=(Posting(acct.TREASURY, moved), Posting(account, -moved)), **fields)
+
+
+@dataclass(frozen=True)
+class ContributeCapital(PlatformOperation):
+    """Owners put USDC into the treasury: the capital that funds credit lines."""
+
+    kind: ClassVar[Kind] = Kind.CONTRIBUTE_CAPITAL
+    amount_micros: int
+    reference: str
+    memo: str | None = None
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("capital", self.reference, DuplicateEntry)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        return _treasury_entry(self.kind, self.amount_micros, acct.CAPITAL, into_treasury=True,
+                               reference=self.reference, memo=self.memo)
+
+
+@dataclass(frozen=True)
+class OpeningBalance(Operation):
+    """One balance brought over from an existing ledger, against ``Equity:Opening``.
+
+    ``amount_micros`` is the balance as a person reads it: what the treasury
+    holds, what the platform owes an agent. An agent's opening balance is an
+    inflow (``totalIn``), so its identity holds from the first transaction;
+    only ``Available`` can be opened (pending and escrowed money needs its hold).
+    """
+
+    kind: ClassVar[Kind] = Kind.OPENING_BALANCE
+    account: str
+    amount_micros: int
+    reference: str
+
+    def _info(self) -> acct.AccountInfo:
+        info = acct.parse_account(self.account)
+        if info.agent is not None and info.bucket is not acct.AgentBucket.AVAILABLE:
+            raise AgentAccountNotAdjustable(
+                f"{self.account} cannot be opened: only an agent's Available takes an opening balance",
+                account=self.account)
+        if self.account == acct.OPENING:
+            raise InvalidAccount("Equity:Opening is the other side of every opening balance", account=self.account)
+        return info
+
+    def involved_agents(self) -> tuple[str, ...]:
+        info = self._info()
+        return (info.agent,) if info.agent else ()
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("opening", f"{self.account}:{self.reference}", DuplicateEntry)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        info, a = self._info(), self.amount_micros
+        if info.agent is not None:
+            postings = inflow(ctx.agent(info.agent), a)
+            flows: tuple[AgentFlow, ...] = (AgentFlow(info.agent, total_in_micros=a),)
+        else:
+            postings, flows = [Posting(self.account, info.display_sign * a)], ()
+        return TransactionDraft(
+            kind=self.kind, agent=info.agent, amount_micros=a,
+            postings=(*postings, Posting(acct.OPENING, -sum(p.amount_micros for p in postings))),
+            flows=flows, reference=self.reference, metadata={"account": self.account},
+        )
+
+
+@dataclass(frozen=True)
+class PayNetworkFee(PlatformOperation):
+    """USDC the platform paid to move money on chain (a paymaster's or a relayer's charge)."""
+
+    kind: ClassVar[Kind] = Kind.PAY_NETWORK_FEE
+    amount_micros: int
+    tx_hash: str
+    memo: str | None = None
+
+    def unique_key(self) -> UniqueKey:
+        return UniqueKey("network_fee", self.tx_hash, DuplicateEntry)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        return _treasury_entry(self.kind, self.amount_micros, acct.NETWORK_FEES, into_treasury=False,
+                               tx_hash=self.tx_hash, memo=self.memo)
+
+
+@dataclass(frozen=True)
+class WriteOffCredit(AgentOperation):
+    """Credit an agent will not repay becomes bad debt.
+
+    The forgiven debt counts as an inflow to the agent (``totalIn`` += a), so
+    ``A + P + E = totalIn - totalOut + CU`` keeps holding as ``CU`` falls.
+    """
+
+    kind: ClassVar[Kind] = Kind.WRITE_OFF_CREDIT
+    agent: str
+    amount_micros: int
+    reason: str
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        a, state = self.amount_micros, ctx.agent(self.agent)
+        if state.credit_used_micros == 0:
+            raise NoOutstandingCredit(f"{self.agent} owes no credit to write off", agent=self.agent)
+        if a > state.credit_used_micros:
+            raise InvalidArgument(
+                f"{self.agent} owes {state.credit_used_micros} micro-USDC of credit, cannot write off {a}",
+                field="amount", agent=self.agent, credit_used_micros=state.credit_used_micros)
+        return TransactionDraft(
+            kind=self.kind, agent=self.agent, amount_micros=a,
+            postings=(Posting(acct.BAD_DEBT, a), Posting(acct.credit(self.agent), -a)),
+            flows=(AgentFlow(self.agent, total_in_micros=a),), memo=self.reason,
+        )
+
+
+MAX_ADJUSTMENT_POSTINGS = 100
+
+
+@dataclass(frozen=True)
+class Adjust(PlatformOperation):
+    """An adjusting entry between the platform's own accounts, with a reason.
+
+    Treasury, income, expense and equity accounts only: an agent's Available,
+    Pending, Escrowed and credit receivable move only through the operations
+    that keep the agent's identity and holds consistent.
+    """
+
+    kind: ClassVar[Kind] = Kind.ADJUST
+    postings: tuple[tuple[str, int], ...]  # (account, beancount-signed micro-units)
+    reason: str
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        if not 2 <= len(self.postings) <= MAX_ADJUSTMENT_POSTINGS:
+            raise InvalidArgument(f"an adjustment has 2 to {MAX_ADJUSTMENT_POSTINGS} postings", field="postings")
+        for account, micros in self.postings:
+            if acct.parse_account(account).agent is not None:
+                raise AgentAccountNotAdjustable(
+                    f"{account} belongs to an agent: it moves only through the agent's operations", account=account)
+            if micros == 0:
+                raise InvalidArgument(f"the posting to {account} is zero", field="postings")
+        if sum(m for _, m in self.postings):
+            raise InvalidArgument("an adjustment's debits must equal its credits", field="postings")
+        return TransactionDraft(
+            kind=self.kind, agent=None, amount_micros=sum(m for _, m in self.postings if m > 0),
+            postings=tuple(Posting(account, micros) for account, micros in self.postings), memo=self.reason,
+        )
+
+
+@dataclass(frozen=True)
+class ClosePeriod(PlatformOperation):
+    """Move every income and expense balance of the period ending at ``end`` to retained earnings.
+
+    ``earnings`` are the income and expense balances the period leaves
+    unclosed (``Ledger.close_period`` reads them in the same snapshot that
+    shows the journal already past ``end``). Closes form a chain: each claims
+    the slot after the previous close's end, so two concurrent closes cannot
+    both move the same earnings.
+    """
+
+    kind: ClassVar[Kind] = Kind.CLOSE_PERIOD
+    end: datetime
+    earnings: tuple[tuple[str, int], ...]  # (account, beancount-signed balance to close)
+    previous_end: datetime | None = None
+
+    def unique_key(self) -> UniqueKey:
+        after = self.previous_end.isoformat() if self.previous_end else "start"
+        return UniqueKey("close", f"after:{after}", PeriodAlreadyClosed)
+
+    def plan(self, ctx: PlanContext) -> TransactionDraft:
+        if self.end > ctx.now:
+            raise PeriodNotComplete(f"the period ending {self.end.isoformat()} has not ended", field="end")
+        if self.previous_end is not None and self.end <= self.previous_end:
+            raise PeriodAlreadyClosed(f"the books are closed up to {self.previous_end.isoformat()}", field="end")
+        postings = []
+        for account, micros in self.earnings:
+            if not acct.parse_account(account).type.is_earnings:
+                raise InvalidArgument(f"{account} is not an income or expense account", field="earnings")
+            if micros:
+                postings.append(Posting(account, -micros))
+        net = sum(p.amount_micros for p in postings)
+        if net:
+            postings.append(Posting(acct.RETAINED_EARNINGS, -net))
+        return TransactionDraft(
+            kind=self.kind, agent=None, amount_micros=abs(net), postings=tuple(postings),
+            metadata={"period_end": self.end.isoformat(),
+                      **({"previous_end": self.previous_end.isoformat()} if self.previous_end else {})},
         )
 
 

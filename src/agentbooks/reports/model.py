@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-ColumnKind = Literal["text", "money", "int", "time", "percent"]
+ColumnKind = Literal["text", "money", "int", "time", "date", "percent", "decimal"]  # date: for people
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,13 @@ class Report:
     name: str
     title: str
     as_of_seq: int
-    as_of: datetime | None  # the time of the last transaction included
+    as_of: datetime | None  # the boundary asked for (see ``period``); None: the books are empty
     columns: tuple[Column, ...]
     rows: tuple[dict[str, Any], ...]  # money as int micro-units, times as aware datetimes
     totals: dict[str, Any] | None = None
     checks: dict[str, bool] = field(default_factory=dict)  # e.g. {"nets to zero": True}
     notes: tuple[str, ...] = ()
     chart: Chart | None = None
-    period: tuple[datetime | None, datetime | None] | None = None
+    period: tuple[datetime | None, datetime | None] | None = None  # the boundaries asked for, [start, end)
+    tz: str = "UTC"  # the reporting time zone: labels are written in it
+    summary: tuple[tuple[str, int], ...] = ()  # headline amounts (micro-units), shown above the table

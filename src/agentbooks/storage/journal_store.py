@@ -413,6 +413,49 @@ def seq_at(conn: Connection, moment: datetime) -> int:
     return _last_seq_before(conn, to_us(moment) + 1)
 
 
+def seq_before(conn: Connection, moment: datetime) -> int:
+    """The last journal sequence recorded strictly before ``moment``: a period ``[from, to)`` ends there."""
+    found = conn.execute(select(func.max(journal.c.seq)).where(journal.c.occurred_at_us < to_us(moment))).scalar()
+    return int(found or 0)
+
+
+def movements(conn: Connection, after_seq: int, upto_seq: int, *,
+              exclude_kinds: Sequence[str] = ()) -> dict[str, tuple[int, int]]:
+    """Each account's (debits, credits) posted in ``(after_seq, upto_seq]``, both as positive micro-units,
+    leaving out the transactions of ``exclude_kinds``."""
+    debit = func.sum(case((postings.c.amount_micros > 0, postings.c.amount_micros), else_=0))
+    credit = func.sum(case((postings.c.amount_micros < 0, -postings.c.amount_micros), else_=0))
+    query = (select(postings.c.account, debit, credit)
+             .where(postings.c.seq > after_seq, postings.c.seq <= upto_seq)
+             .group_by(postings.c.account).order_by(postings.c.account))
+    if exclude_kinds:
+        query = query.join(journal, journal.c.seq == postings.c.seq).where(journal.c.kind.not_in(list(exclude_kinds)))
+    rows = conn.execute(query)
+    return {account: (int(d), int(c)) for account, d, c in rows}
+
+
+def last_close(conn: Connection) -> Transaction | None:
+    """The most recent period close, or None before the first."""
+    found = _transactions(conn, journal.c.kind == Kind.CLOSE_PERIOD.value, order_desc=True, limit=1)
+    return found[0] if found else None
+
+
+def unclosed_earnings(conn: Connection, end: datetime) -> dict[str, int]:
+    """Income and expense balances of transactions before ``end``, less what earlier closes moved.
+
+    Each close moves exactly the earnings dated before its own end, which is
+    before ``end``; adding every close's postings leaves what is still open.
+    """
+    earnings = or_(postings.c.account.like("Income:%"), postings.c.account.like("Expenses:%"))
+    in_scope = or_(journal.c.occurred_at_us < to_us(end), journal.c.kind == Kind.CLOSE_PERIOD.value)
+    rows = conn.execute(
+        select(postings.c.account, func.sum(postings.c.amount_micros))
+        .join(journal, journal.c.seq == postings.c.seq).where(earnings, in_scope)
+        .group_by(postings.c.account).order_by(postings.c.account)
+    )
+    return {account: int(total) for account, total in rows if total}
+
+
 def account_balance(conn: Connection, account: str, *, as_of_seq: int | None = None) -> int:
     """The beancount-signed sum of one account (cached, or summed from postings at a past seq)."""
     if as_of_seq is None:

@@ -339,3 +339,12 @@ payouts = Table(
     UniqueConstraint("chain_id", "sender", "nonce", name="uq_payouts_nonce"),
 )
 Index("ix_payouts_state", payouts.c.state)
+
+agent_profiles = Table(
+    "agent_profiles",
+    metadata,
+    Column("address", ADDRESS, primary_key=True),
+    Column("display_name", String(120), nullable=True),
+    Column("metadata_json", Text, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)

@@ -18,16 +18,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+from ..domain.accounts import ledger_name
 from ..domain.model import Kind, Posting, Transaction
 from ..domain.money import MICROS_PER_UNIT, format_micros
 from .chain import ChainWalker
 from .model import VerifyReport, Violation
 
 _TX = re.compile(r'^(\d{4}-\d{2}-\d{2}) \* "(?:[^"\\]|\\.)*" "(?:[^"\\]|\\.)*" \^tx-(\S+)$')
-_META = re.compile(r'^  ([a-z][a-z0-9_-]*): "((?:[^"\\]|\\.)*)"$')
-_POSTING = re.compile(r"^  ([A-Z][A-Za-z0-9:]+)  (-?\d+\.\d{6}) ([A-Z]+)$")
+_META = re.compile(r'^  (?:; )?([a-z][a-z0-9_-]*): "((?:[^"\\]|\\.)*)"$')  # metadata, or chain fields in comments
+_POSTING = re.compile(r"^  ([A-Z][A-Za-z0-9:-]+)  (-?\d+\.\d{6}) ([A-Z]+)$")
 _POSTING_META = re.compile(r'^    reference: "((?:[^"\\]|\\.)*)"$')
-_BALANCE = re.compile(r"^(\d{4}-\d{2}-\d{2}) balance ([A-Z][A-Za-z0-9:]+) (-?\d+\.\d{6}) ~ 0 ([A-Z]+)$")
+_BALANCE = re.compile(r"^(\d{4}-\d{2}-\d{2}) balance ([A-Z][A-Za-z0-9:-]+) (-?\d+\.\d{6}) ~ 0 ([A-Z]+)$")
 _INCLUDE = re.compile(r'^include "([^"]+)"$')
 
 
@@ -84,15 +85,17 @@ def verify_export(path: Path, *, expect_head: str | None = None) -> VerifyReport
         elif pending is not None and (m := _META.match(line)):
             pending.meta[m.group(1)] = _unquote(m.group(2))
         elif pending is not None and (m := _POSTING.match(line)):
-            pending.postings.append(Posting(m.group(1), _micros(m.group(2)), m.group(3)))
+            pending.postings.append(Posting(ledger_name(m.group(1)), _micros(m.group(2)), m.group(3)))
         elif pending is not None and pending.postings and (m := _POSTING_META.match(line)):
             last = pending.postings[-1]
             pending.postings[-1] = Posting(last.account, last.amount_micros, last.currency, _unquote(m.group(1)))
         elif m := _BALANCE.match(line):
             finish()
             pending = None
-            assertions[m.group(2)] = _micros(m.group(3))
-        elif line.strip() == "" or line.startswith(("option ", ";")) or " open " in line:
+            assertions[ledger_name(m.group(2))] = _micros(m.group(3))
+        elif pending is None and _META.match(line):
+            continue  # an open directive's metadata (the agent, its display name)
+        elif line.strip() == "" or line.startswith(("option ", ";")) or " open " in line or " custom " in line:
             if line.strip() == "" or not line.startswith(" "):
                 finish()
                 pending = None
