@@ -165,10 +165,9 @@ def _retry_after(response: httpx.Response) -> float | None:
             code = None
         if code not in (None, "commit_outcome_unknown"):
             return None
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return 0.0
+    # Retry-After is delay-seconds, a whole number (RFC 9110); an HTTP-date or anything else gives no hint.
+    header = response.headers.get("Retry-After", "").strip()
+    return int(header) if header.isdigit() else 0
 
 
 def _next_wait(call: Call, attempt: int, client: "_Operations", response: httpx.Response | None) -> float | None:
